@@ -114,15 +114,6 @@ class Int(Type):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Pointer(Type):
-    kind = Kind.PTR
-    target: int
-
-    def references(self) -> tuple[int, ...]:
-        return (self.target,)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Array(Type):
     kind = Kind.ARRAY
     element: int
@@ -213,12 +204,17 @@ class Fwd(Type):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reference(Type):
-    """A type that names one other type and adds nothing of its own size."""
+    """A type defined by one other type: pointers, typedefs, qualifiers, type tags."""
 
     target: int
 
     def references(self) -> tuple[int, ...]:
         return (self.target,)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pointer(Reference):
+    kind = Kind.PTR
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

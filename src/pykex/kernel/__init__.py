@@ -22,7 +22,7 @@ from .syscall import TestRunResult, btf_load, enable_stats
 from .uapi import AttachType, LinkType, MapType, ProgType
 
 
-def load_btf(data: bytes, log_level: int = 1) -> FD:
+def load_btf(data: bytes, log_level: int = 0) -> FD:
     """Load raw BTF into the kernel; the returned FD keeps it alive."""
     return btf_load(data, log_level)
 

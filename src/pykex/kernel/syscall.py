@@ -382,19 +382,34 @@ def _has_bpf_capability() -> bool:
     return os.geteuid() == 0
 
 
-def btf_load(data: bytes, log_level: int = 1) -> FD:
-    """Load raw BTF; raise :class:`BTFLoadError` with the kernel's log on rejection."""
+def btf_load(data: bytes, log_level: int = 0) -> FD:
+    """Load raw BTF; raise :class:`BTFLoadError` with the kernel's log on rejection.
+
+    Without ``log_level`` the first attempt runs without a log (at level 1 the
+    kernel logs every type, which overflows any buffer for large BTF) and only
+    a failure is retried with one.
+    """
     data_buf = ctypes.create_string_buffer(data, len(data))
-    size = 1 << 16
-    while True:
-        log_buf = ctypes.create_string_buffer(size) if log_level else None
-        attr = BtfLoadAttr(
+
+    def attempt(level: int, log_buf: ctypes.Array | None) -> BtfLoadAttr:
+        return BtfLoadAttr(
             btf=_addr(data_buf),
             btf_size=len(data),
             btf_log_buf=_addr(log_buf),
-            btf_log_size=size if log_level else 0,
-            btf_log_level=log_level,
+            btf_log_size=len(log_buf) if log_buf is not None else 0,
+            btf_log_level=level,
         )
+
+    if log_level == 0:
+        try:
+            return FD(bpf(Cmd.BTF_LOAD, attempt(0, None)), "btf")
+        except BPFError as failure:
+            if failure.errno == errno.EPERM:
+                raise
+    size = 1 << 16
+    while True:
+        log_buf = ctypes.create_string_buffer(size)
+        attr = attempt(log_level or 1, log_buf)
         try:
             return FD(bpf(Cmd.BTF_LOAD, attr), "btf")
         except BPFError as failure:
@@ -403,8 +418,7 @@ def btf_load(data: bytes, log_level: int = 1) -> FD:
             if failure.errno == errno.ENOSPC and size < BPF_LOG_MAX_SIZE:
                 size = min(max(attr.btf_log_true_size, size * 2), BPF_LOG_MAX_SIZE)
                 continue
-            log = _log_text(log_buf) if log_buf is not None else ""
-            raise BTFLoadError("BPF_BTF_LOAD", failure.errno, log) from None
+            raise BTFLoadError("BPF_BTF_LOAD", failure.errno, _log_text(log_buf)) from None
 
 
 @dataclass
