@@ -188,16 +188,4 @@ MOVSX_WIDTHS_ALU = (8, 16)
 ADDR_SPACE_CAST_OFF = 1
 
 
-def alu_opcode(cls: Class, op: AluOp, source: Source) -> int:
-    return cls | op | source
-
-
-def jmp_opcode(cls: Class, op: JmpOp, source: Source) -> int:
-    return cls | op | source
-
-
-def mem_opcode(cls: Class, mode: Mode, size: Size) -> int:
-    return cls | mode | size
-
-
 LD_IMM64_OPCODE = Class.LD | Mode.IMM | Size.DW
