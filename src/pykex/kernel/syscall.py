@@ -301,6 +301,7 @@ def prog_load(
     line_info: bytes = b"",
     line_info_rec_size: int = 16,
     attach_btf_id: int = 0,
+    attach_prog_fd: int = 0,
     fd_array: list[int] | None = None,
     log_level: int = 0,
     feature: str | None = None,
@@ -338,6 +339,7 @@ def prog_load(
             line_info=_addr(line_buf),
             line_info_cnt=len(line_info) // line_info_rec_size if line_info else 0,
             attach_btf_id=attach_btf_id,
+            attach_prog_fd=attach_prog_fd,
             fd_array=_addr(fds),
         )
 
@@ -346,7 +348,7 @@ def prog_load(
         try:
             return LoadResult(FD(bpf(Cmd.PROG_LOAD, attempt(0, None), feature), command), "")
         except BPFError as first:
-            if first.errno == errno.EPERM and not _has_bpf_capability():
+            if first.errno == errno.EPERM and not has_bpf_capability():
                 raise
     size = _LOG_START_SIZE
     level = log_level or 1
@@ -372,7 +374,8 @@ def _log_text(buffer: ctypes.Array) -> str:
     return buffer.value.decode(errors="replace")
 
 
-def _has_bpf_capability() -> bool:
+def has_bpf_capability() -> bool:
+    """Whether this process may load programs (CAP_BPF or CAP_SYS_ADMIN)."""
     # CAP_BPF is bit 39, CAP_SYS_ADMIN bit 21 of the effective set.
     with open("/proc/self/status") as status:
         for line in status:
