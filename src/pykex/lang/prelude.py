@@ -1,0 +1,414 @@
+"""The names an extension imports from ``pykex``.
+
+They are ordinary Python objects, so editors, ruff and mypy understand an
+extension and CPython can import it. The compiler never runs them: it
+recognises each name by where it was imported from and gives it the meaning
+documented in docs/language.md. Where CPython can do what the name means
+(maps as dictionaries, a packet as a bytearray, verdict constants), the
+object does it, which helps unit-testing pure logic; kernel-only behaviour
+(per-CPU storage, atomics across CPUs) is described, not emulated.
+
+``ArrayMap`` is the eBPF array map; it is not called ``Array`` because
+``Array[T, N]`` is the fixed-size array type of :mod:`pykex.layout`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import typing
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
+
+from pykex.layout import (
+    Array,
+    Bytes,
+    Struct,
+    be16,
+    be32,
+    be64,
+    bool_,
+    i8,
+    i16,
+    i32,
+    i64,
+    u8,
+    u16,
+    u32,
+    u64,
+)
+
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# -- verdicts --------------------------------------------------------------------
+
+XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = 0, 1, 2, 3, 4
+
+TC_ACT_UNSPEC = -1
+TC_ACT_OK = 0
+TC_ACT_RECLASSIFY = 1
+TC_ACT_SHOT = 2
+TC_ACT_PIPE = 3
+TC_ACT_STOLEN = 4
+TC_ACT_QUEUED = 5
+TC_ACT_REPEAT = 6
+TC_ACT_REDIRECT = 7
+
+
+# -- exceptions --------------------------------------------------------------------
+
+
+class TerminationError(Exception):
+    """A loop ran out of the kernel's time budget (``may_goto``)."""
+
+
+# -- maps ----------------------------------------------------------------------------
+
+
+class _KeyedMap(Generic[K, V]):
+    """A map with keys: a dictionary in CPython, a kernel map when compiled."""
+
+    def __init__(self, *, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self._items: dict[Any, V] = {}
+
+    def __getitem__(self, key: K) -> V:
+        return self._items[key]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        if key not in self._items and len(self._items) >= self.max_entries:
+            raise MemoryError(f"map is full ({self.max_entries} entries)")
+        self._items[key] = value
+
+    def __delitem__(self, key: K) -> None:
+        del self._items[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, key: K) -> V | None:
+        return self._items.get(key)
+
+    def setdefault(self, key: K, value: V) -> V:
+        if key not in self._items:
+            self[key] = value
+        return self._items[key]
+
+
+class HashMap(_KeyedMap[K, V]):
+    """``HashMap[K, V](max_entries=N)``: BPF_MAP_TYPE_HASH."""
+
+
+class LruHashMap(_KeyedMap[K, V]):
+    """``LruHashMap[K, V](max_entries=N)``: BPF_MAP_TYPE_LRU_HASH (evicts, never full)."""
+
+    def __setitem__(self, key: K, value: V) -> None:
+        if key not in self._items and len(self._items) >= self.max_entries:
+            del self._items[next(iter(self._items))]
+        self._items[key] = value
+
+
+class PerCpuHashMap(_KeyedMap[K, V]):
+    """``PerCpuHashMap[K, V](max_entries=N)``: one value per CPU; code sees its CPU's."""
+
+
+class LpmTrie(_KeyedMap[K, V]):
+    """``LpmTrie[K, V](max_entries=N)``: longest-prefix match; ``K`` is a Struct whose
+    first field is ``prefixlen: u32`` followed by the address bytes."""
+
+
+class _IndexedMap(Generic[V]):
+    """An array map: indexes ``0 <= i < max_entries``, every element exists (zero at first)."""
+
+    def __init__(self, *, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self._items: dict[int, V] = {}
+
+    def _index(self, index: int) -> int:
+        if not 0 <= index < self.max_entries:
+            raise IndexError(index, self.max_entries)
+        return index
+
+    def __getitem__(self, index: int) -> V:
+        index = self._index(index)
+        if index not in self._items:
+            # ``ArrayMap[V](...)`` records V on the instance once constructed.
+            (value_type,) = typing.get_args(getattr(self, "__orig_class__", None)) or (int,)
+            zero = value_type.zero if hasattr(value_type, "zero") else int
+            self._items[index] = zero()
+        return self._items[index]
+
+    def __setitem__(self, index: int, value: V) -> None:
+        self._items[self._index(index)] = value
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, int) and 0 <= index < self.max_entries
+
+    def get(self, index: int) -> V | None:
+        return self[index] if index in self else None
+
+
+class ArrayMap(_IndexedMap[V]):
+    """``ArrayMap[V](max_entries=N)``: BPF_MAP_TYPE_ARRAY, shared by all CPUs."""
+
+
+class PerCpuArray(_IndexedMap[V]):
+    """``PerCpuArray[V](max_entries=N)``: one array per CPU; code sees its CPU's."""
+
+
+class RingBuffer:
+    """``RingBuffer(size=N)``: records sent to userspace; ``size`` a power-of-two
+    multiple of the page size. ``output(value)`` sends one record."""
+
+    def __init__(self, *, size: int) -> None:
+        self.size = size
+        self.records: list[Any] = []
+
+    def output(self, value: Any) -> None:
+        self.records.append(value)
+
+
+# -- contexts --------------------------------------------------------------------------
+
+
+class Packet:
+    """The packet a program sees; bounds-checked reads and writes."""
+
+    def __init__(self, data: bytes | bytearray = b"") -> None:
+        self.data = bytearray(data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def _check(self, offset: int, size: int) -> None:
+        if offset < 0 or offset + size > len(self.data):
+            raise IndexError(offset, size, len(self.data))
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> bytes: ...
+    def __getitem__(self, index: int | slice) -> int | bytes:
+        if isinstance(index, slice):
+            start, stop = index.start or 0, index.stop
+            self._check(start, stop - start)
+            return bytes(self.data[start:stop])
+        self._check(index, 1)
+        return self.data[index]
+
+    def __setitem__(self, index: int, value: int) -> None:
+        self._check(index, 1)
+        self.data[index] = value
+
+    def read(self, offset: int, kind: type[T]) -> T:
+        size = kind.size  # type: ignore[attr-defined]
+        self._check(offset, size)
+        return kind.unpack_from(self.data, offset)  # type: ignore[attr-defined, no-any-return]
+
+    def write(self, offset: int, value: Any, kind: Any = None) -> None:
+        kind = kind or type(value)
+        self._check(offset, kind.size)
+        kind.pack_into(self.data, offset, kind.check(value))
+
+
+class XdpContext:
+    """What an ``@xdp`` program receives: ``packet``, ``ingress_ifindex``, ``rx_queue_index``."""
+
+    def __init__(self, data: bytes = b"", ingress_ifindex: int = 0, rx_queue_index: int = 0):
+        self.packet = Packet(data)
+        self.ingress_ifindex = ingress_ifindex
+        self.rx_queue_index = rx_queue_index
+
+
+class TcContext:
+    """What a ``@tc`` program receives: ``packet`` and the ``__sk_buff`` fields
+    ``len``, ``ifindex``, ``ingress_ifindex``, ``protocol``, ``mark``, ``priority``, ..."""
+
+    def __init__(self, data: bytes = b"", **fields: int) -> None:
+        self.packet = Packet(data)
+        self.len = len(data)
+        self.mark = self.priority = self.ifindex = self.ingress_ifindex = 0
+        self.protocol = self.hash = self.tc_index = self.tc_classid = 0
+        self.queue_mapping = self.pkt_type = self.vlan_tci = self.vlan_proto = 0
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+
+class TracepointContext:
+    """What a ``@tracepoint`` program receives: ``ctx.<field>`` for each field of the
+    tracepoint's format (typed from tracefs at build time)."""
+
+    def __init__(self, **fields: int) -> None:
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def __getattr__(self, name: str) -> int:
+        raise AttributeError(f"this tracepoint record has no field {name!r}")
+
+
+class RawTracepointContext:
+    """What a ``@raw_tracepoint`` program receives: ``ctx.arg(i)``, the tracepoint's
+    i-th argument as a u64."""
+
+    def __init__(self, *args: int) -> None:
+        self.args = args
+
+    def arg(self, index: int) -> int:
+        return self.args[index]
+
+
+# -- program decorators -------------------------------------------------------------------
+
+
+def _program(kind: str, on_error: int, **attach: object) -> Callable[[F], F]:
+    def mark(function: F) -> F:
+        function.__pykex_program__ = {  # type: ignore[attr-defined]
+            "kind": kind,
+            "on_error": on_error,
+            **attach,
+        }
+        return function
+
+    return mark
+
+
+def xdp(on_error: int = XDP_ABORTED) -> Callable[[F], F]:
+    """An XDP program; ``on_error`` is the verdict returned when it raises."""
+    return _program("xdp", on_error)
+
+
+def tc(direction: str = "ingress", on_error: int = TC_ACT_OK) -> Callable[[F], F]:
+    """A tc (tcx) classifier on ``direction`` ``"ingress"`` or ``"egress"``."""
+    if direction not in ("ingress", "egress"):
+        raise ValueError('direction must be "ingress" or "egress"')
+    return _program("tc", on_error, direction=direction)
+
+
+def tracepoint(name: str, on_error: int = 0) -> Callable[[F], F]:
+    """A tracepoint program on ``"group/name"`` (``"syscalls/sys_enter_openat"``)."""
+    return _program("tracepoint", on_error, tracepoint=name)
+
+
+def raw_tracepoint(name: str, on_error: int = 0) -> Callable[[F], F]:
+    """A raw tracepoint program on ``name`` (``"sched_switch"``)."""
+    return _program("raw_tracepoint", on_error, tracepoint=name)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def ktime_ns() -> int:
+    """Nanoseconds since boot (``bpf_ktime_get_ns``), a u64."""
+    return time.monotonic_ns()
+
+
+def pid_tgid() -> int:
+    """``tgid << 32 | pid`` of the current task (``bpf_get_current_pid_tgid``), a u64."""
+    return os.getpid() << 32 | threading.get_native_id()
+
+
+def current_pid() -> int:
+    """The current process id (tgid), a u32."""
+    return os.getpid()
+
+
+def smp_processor_id() -> int:
+    """The CPU running the program (``bpf_get_smp_processor_id``), a u32."""
+    return os.sched_getcpu() if hasattr(os, "sched_getcpu") else 0
+
+
+def atomic_add(place: int, amount: int) -> None:
+    """``atomic_add(v.field, n)`` adds ``n`` to a field of a map value atomically
+    across CPUs. It names a place, which only the compiler can see: plain
+    CPython passes the field's value, so calling it outside the compiler
+    raises TypeError."""
+    raise TypeError("atomic_add(v.field, n) works on compiled code only (kernel or host mode)")
+
+
+def _swap(value: int, size: int) -> int:
+    return int.from_bytes(value.to_bytes(size, "little"), "big")
+
+
+def ntohs(value: int) -> int:
+    """Swap the bytes of a u16 (network to host order on little-endian machines)."""
+    return _swap(value & 0xFFFF, 2)
+
+
+def htons(value: int) -> int:
+    return _swap(value & 0xFFFF, 2)
+
+
+def ntohl(value: int) -> int:
+    """Swap the bytes of a u32."""
+    return _swap(value & 0xFFFFFFFF, 4)
+
+
+def htonl(value: int) -> int:
+    return _swap(value & 0xFFFFFFFF, 4)
+
+
+__all__ = [
+    "TC_ACT_OK",
+    "TC_ACT_PIPE",
+    "TC_ACT_QUEUED",
+    "TC_ACT_RECLASSIFY",
+    "TC_ACT_REDIRECT",
+    "TC_ACT_REPEAT",
+    "TC_ACT_SHOT",
+    "TC_ACT_STOLEN",
+    "TC_ACT_UNSPEC",
+    "XDP_ABORTED",
+    "XDP_DROP",
+    "XDP_PASS",
+    "XDP_REDIRECT",
+    "XDP_TX",
+    "Array",
+    "ArrayMap",
+    "Bytes",
+    "HashMap",
+    "LpmTrie",
+    "LruHashMap",
+    "Packet",
+    "PerCpuArray",
+    "PerCpuHashMap",
+    "RawTracepointContext",
+    "RingBuffer",
+    "Struct",
+    "TcContext",
+    "TerminationError",
+    "TracepointContext",
+    "XdpContext",
+    "atomic_add",
+    "be16",
+    "be32",
+    "be64",
+    "bool_",
+    "current_pid",
+    "htonl",
+    "htons",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "ktime_ns",
+    "ntohl",
+    "ntohs",
+    "pid_tgid",
+    "raw_tracepoint",
+    "smp_processor_id",
+    "tc",
+    "tracepoint",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "xdp",
+]
