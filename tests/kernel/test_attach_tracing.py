@@ -10,6 +10,7 @@ import pytest
 
 from pykex.elf.symbols import SymbolNotFoundError
 from pykex.kernel import NotSupportedError, ProgType, syscall
+from pykex.kernel.cpus import online_cpus, parse_cpu_list
 from pykex.kernel.link import (
     TracepointNotFoundError,
     attach_kprobe,
@@ -18,7 +19,6 @@ from pykex.kernel.link import (
     attach_tracepoint,
     attach_uprobe,
 )
-from pykex.kernel.perf import online_cpus, parse_cpu_list
 from pykex.kernel.uapi import Cmd, LinkType
 
 from .conftest import Target, array_map, counter, counting_program, pid_counting_program

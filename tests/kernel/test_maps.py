@@ -22,6 +22,7 @@ from pykex.kernel import (
     load_btf,
     syscall,
 )
+from pykex.kernel.cpus import parse_cpu_list, possible_cpus
 from pykex.kernel.errors import ENOTSUPP
 from pykex.kernel.maps import (
     ArrayMap,
@@ -42,8 +43,6 @@ from pykex.kernel.maps import (
     StackMap,
     StackTraceMap,
     create_map,
-    parse_cpu_list,
-    possible_cpus,
     sum_per_cpu,
 )
 from pykex.kernel.program import MapRelocation

@@ -32,8 +32,8 @@ from pykex.bpf import (
     xor64,
 )
 from pykex.kernel import FD, Program, ProgType, syscall
+from pykex.kernel.cpus import online_cpus, possible_cpu_count
 from pykex.kernel.fd import open_fds
-from pykex.kernel.perf import online_cpus, possible_cpus
 from pykex.kernel.perfbuf import PerfBuffer
 from pykex.kernel.uapi import MapType
 from pykex.layout import Struct, u64
@@ -93,7 +93,7 @@ def sample(record: bytes) -> int:
 def setup() -> Iterator[tuple[FD, Program]]:
     """The map and the emitting program, with this thread pinned to one CPU so
     that every sample of a test lands in the same per-CPU buffer."""
-    events = syscall.map_create(MapType.PERF_EVENT_ARRAY, 4, 4, possible_cpus(), name="events")
+    events = syscall.map_create(MapType.PERF_EVENT_ARRAY, 4, 4, possible_cpu_count(), name="events")
     counter = syscall.map_create(MapType.ARRAY, 4, 8, 1, name="seq")
     prog = output_program(events, counter)
     allowed = os.sched_getaffinity(0)

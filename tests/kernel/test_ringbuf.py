@@ -37,8 +37,8 @@ from pykex.bpf import (
     xor64,
 )
 from pykex.kernel import FD, Program, ProgType, syscall
+from pykex.kernel.cpus import possible_cpu_count
 from pykex.kernel.fd import open_fds
-from pykex.kernel.perf import possible_cpus
 from pykex.kernel.ringbuf import DropCounter, RingBuffer, RingBufferReader
 from pykex.kernel.uapi import MapType
 from pykex.layout import Struct, u64
@@ -332,7 +332,7 @@ def test_wrong_map_types_are_refused_with_a_clear_message(maps) -> None:
 
 def test_drop_counter_sums_per_cpu_slots(maps) -> None:
     counter_array, drops = maps
-    slots = [7 * (cpu + 1) for cpu in range(possible_cpus())]
+    slots = [7 * (cpu + 1) for cpu in range(possible_cpu_count())]
     syscall.map_update(int(drops), struct.pack("<I", 0), struct.pack(f"<{len(slots)}Q", *slots))
     syscall.map_update(int(counter_array), struct.pack("<I", 0), struct.pack("<Q", 41))
     per_cpu, shared = DropCounter(drops), DropCounter(counter_array)

@@ -26,7 +26,7 @@ from pykex.bpf import (
     st,
 )
 from pykex.kernel import Program, ProgType
-from pykex.kernel.perf import online_cpus
+from pykex.kernel.cpus import online_cpus
 from pykex.kernel.testrun import (
     TestRun,
     run,

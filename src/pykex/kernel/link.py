@@ -33,6 +33,7 @@ from pykex.btf.tracefs import tracefs_root
 from pykex.elf.symbols import symbol_file_offset
 
 from . import perf, syscall, uapi
+from .cpus import online_cpus
 from .errors import ENOTSUPP, BPFError, NotSupportedError
 from .fd import FD
 from .fs import pin_path
@@ -516,7 +517,7 @@ def attach_perf_event(
     )
     events: list[FD] = []
     try:
-        for cpu in perf.online_cpus():
+        for cpu in online_cpus():
             events.append(perf.perf_event_open(attr, pid=-1, cpu=cpu, what=f"{event} on CPU {cpu}"))
     except BaseException:
         for opened in events:

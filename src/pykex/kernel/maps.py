@@ -46,13 +46,12 @@ from ..layout import (
 )
 from ..layout.types import BytesLike, describe
 from . import syscall
+from .cpus import possible_cpus
 from .errors import ENOTSUPP, BPFError, NotSupportedError, PermissionDeniedError
 from .fd import FD
 from .fs import pin_path
 from .uapi import Cmd, MapFlag, MapType, UpdateFlag
 from .uapi import MapInfo as RawMapInfo
-
-POSSIBLE_CPUS_PATH = "/sys/devices/system/cpu/possible"
 
 # Errors that mean "this kernel (or this map kind) lacks the command".
 _UNSUPPORTED = frozenset({errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP})
@@ -69,22 +68,6 @@ TypeLike = LayoutType | type | int
 """A layout type, ``bool``, or a size in bytes (raw ``Bytes[N]``)."""
 
 
-def parse_cpu_list(text: str) -> list[int]:
-    """CPU numbers in the kernel's list format (``0-3,8,10-11``)."""
-    cpus: list[int] = []
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        first, _, last = part.partition("-")
-        cpus.extend(range(int(first), int(last or first) + 1))
-    return cpus
-
-
-@cache
-def possible_cpus() -> list[int]:
-    """The possible CPUs: per-CPU map values hold one entry for each, in this order."""
-    with open(POSSIBLE_CPUS_PATH) as f:
-        return parse_cpu_list(f.read())
 
 
 def sum_per_cpu(values: list[Any]) -> Any:
@@ -1163,7 +1146,6 @@ __all__ = [
     "create_map",
     "kind_name",
     "lpm_key_type",
-    "possible_cpus",
     "read_map_info",
     "sum_per_cpu",
 ]

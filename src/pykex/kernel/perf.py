@@ -31,7 +31,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 PMU_ROOT = "/sys/bus/event_source/devices"
-_CPU_ROOT = "/sys/devices/system/cpu"
 
 
 class PerfType(IntEnum):
@@ -182,27 +181,3 @@ def pmu_format_bit(pmu: str, field: str) -> int:
     return int(match.group(2))
 
 
-def parse_cpu_list(text: str) -> list[int]:
-    """CPUs of a sysfs list such as ``0-3,6,8-9``."""
-    cpus: list[int] = []
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        first, _, last = part.partition("-")
-        cpus.extend(range(int(first), int(last or first) + 1))
-    return cpus
-
-
-def _cpu_list(name: str) -> list[int]:
-    with open(os.path.join(_CPU_ROOT, name)) as f:
-        return parse_cpu_list(f.read())
-
-
-def online_cpus() -> list[int]:
-    """The CPUs running now: per-CPU perf events are opened on each."""
-    return _cpu_list("online")
-
-
-def possible_cpus() -> int:
-    """How many CPUs the kernel sizes per-CPU map values for."""
-    return max(_cpu_list("possible")) + 1

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from . import perf, syscall
+from .cpus import online_cpus
 from .fd import FD
 from .ringbuf import MapLike, decoder_for, map_fd, map_info, wait_then_consume
 from .uapi import MapType
@@ -147,7 +148,7 @@ class PerfBuffer:
             except ValueError:
                 kind = f"type-{info.type}"
             raise ValueError(f"expected a PERF_EVENT_ARRAY map, got a {kind} map")
-        cpus = list(cpus) if cpus is not None else perf.online_cpus()
+        cpus = list(cpus) if cpus is not None else online_cpus()
         if not cpus:
             raise ValueError("a perf buffer needs at least one CPU")
         if max(cpus) >= info.max_entries:

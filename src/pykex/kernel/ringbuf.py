@@ -52,8 +52,8 @@ from typing import Any, Protocol
 from pykex.layout import LayoutType
 
 from . import syscall
+from .cpus import possible_cpu_count
 from .fd import FD
-from .perf import possible_cpus
 from .uapi import MapInfo, MapType
 
 BPF_RINGBUF_BUSY_BIT = 1 << 31
@@ -137,7 +137,7 @@ class DropCounter:
         self._per_cpu = info.type == MapType.PERCPU_ARRAY
         # A per-CPU lookup returns one 8-byte aligned slot per possible CPU.
         self._stride = (info.value_size + 7) & ~7
-        self._value_size = self._stride * possible_cpus() if self._per_cpu else info.value_size
+        self._value_size = self._stride * possible_cpu_count() if self._per_cpu else info.value_size
 
     def read(self) -> int:
         value = syscall.map_lookup(int(self._fd), self._key, self._value_size)
