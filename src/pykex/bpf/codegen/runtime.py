@@ -18,6 +18,7 @@ import struct
 from dataclasses import dataclass
 
 from pykex.ir.nodes import Loc, MapDecl
+from pykex.layout import u32, u64
 
 ERRORS_MAP = ".errors"
 ERRORS_LOST_MAP = ".errors_lost"
@@ -80,12 +81,15 @@ def frame_map_name(program: str, taken: set[str]) -> str:
 
 
 def frame_map(name: str, frame_size: int) -> MapDecl:
-    return MapDecl(name, "PERCPU_ARRAY", 4, frame_layout(frame_size)[1], 1)
+    return MapDecl(name, "PERCPU_ARRAY", 4, frame_layout(frame_size)[1], 1, key_type=u32)
 
 
 def error_channel_maps(site_count: int) -> list[MapDecl]:
+    def counters(name: str, entries: int) -> MapDecl:
+        return MapDecl(name, "PERCPU_ARRAY", 4, 8, entries, key_type=u32, value_type=u64)
+
     return [
         MapDecl(ERRORS_MAP, "RINGBUF", 0, 0, ERRORS_RING_SIZE),
-        MapDecl(ERRORS_LOST_MAP, "PERCPU_ARRAY", 4, 8, 1),
-        MapDecl(EXC_COUNT_MAP, "PERCPU_ARRAY", 4, 8, max(site_count, 1)),
+        counters(ERRORS_LOST_MAP, 1),
+        counters(EXC_COUNT_MAP, max(site_count, 1)),
     ]

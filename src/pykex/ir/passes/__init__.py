@@ -1,0 +1,80 @@
+"""pykex.ir.passes: optimisations over ``pykex.ir`` functions.
+
+Public API:
+
+* ``optimize(target, level="O1")``: run the pipeline of ``level`` (``O0``:
+  none, ``O1``: all) on a :class:`~pykex.ir.nodes.Function`, a
+  :class:`~pykex.ir.nodes.ProgramIR` or every program of a
+  :class:`~pykex.ir.nodes.ModuleIR`, in place, validating after each pass.
+* ``validate(function)``: raise :class:`ValidationError` unless every used
+  temp is defined, every label exists and each block ends with exactly one
+  terminator.
+* the passes themselves, each ``pass(function) -> bool`` (changed anything):
+  ``fold_constants``, ``propagate_copies``, ``fold_branches``,
+  ``eliminate_dead_code``, ``eliminate_bounds_checks``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..nodes import Function, ModuleIR, ProgramIR
+from .bounds import eliminate_bounds_checks
+from .simplify import eliminate_dead_code, fold_branches, fold_constants, propagate_copies
+from .validate import ValidationError, validate
+
+Pass = Callable[[Function], bool]
+
+PIPELINES: dict[str, tuple[Pass, ...]] = {
+    "O0": (),
+    "O1": (
+        fold_constants,
+        propagate_copies,
+        fold_branches,
+        eliminate_bounds_checks,
+        eliminate_dead_code,
+    ),
+}
+MAX_ROUNDS = 8  # the pipeline repeats while it changes something
+
+
+def optimize(target: Function | ProgramIR | ModuleIR, level: str = "O1") -> None:
+    if level not in PIPELINES:
+        raise ValueError(f"unknown optimisation level {level!r} (known: {', '.join(PIPELINES)})")
+    if isinstance(target, ModuleIR):
+        functions = [p.function for p in target.programs]
+    elif isinstance(target, ProgramIR):
+        functions = [target.function]
+    else:
+        functions = [target]
+    for function in functions:
+        run_pipeline(function, PIPELINES[level])
+
+
+def run_pipeline(function: Function, passes: tuple[Pass, ...]) -> None:
+    validate(function)
+    for _ in range(MAX_ROUNDS):
+        changed = False
+        for step in passes:
+            if step(function):
+                changed = True
+                try:
+                    validate(function)
+                except ValidationError as error:
+                    raise ValidationError(f"after {step.__name__}: {error}") from None
+        if not changed:
+            return
+
+
+__all__ = [
+    "PIPELINES",
+    "ValidationError",
+    "eliminate_bounds_checks",
+    "eliminate_dead_code",
+    "fold_branches",
+    "fold_constants",
+    "optimize",
+    "propagate_copies",
+    "run_pipeline",
+    "validate",
+]

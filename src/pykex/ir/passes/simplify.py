@@ -1,0 +1,189 @@
+"""Constant folding, copy propagation, branch folding and dead-code elimination.
+
+The IR is not in SSA form, so the rewrites that move values across
+instructions only touch temps with exactly one definition: a used temp is
+defined before every use, so a single definition dominates all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..interp import binop, cast, compare, unop
+from ..nodes import (
+    Assign,
+    AtomicAdd,
+    BinOp,
+    Branch,
+    Call,
+    Cast,
+    Compare,
+    Function,
+    Instr,
+    Jump,
+    Load,
+    MemCopy,
+    MemZero,
+    PacketPtr,
+    Raise,
+    Return,
+    Store,
+    Temp,
+    UnOp,
+    Value,
+)
+
+
+def definitions(function: Function) -> dict[Temp, list[Instr]]:
+    found: dict[Temp, list[Instr]] = {}
+    for block in function.blocks:
+        for instr in block.instrs:
+            for temp in instr.defs():
+                found.setdefault(temp, []).append(instr)
+    return found
+
+
+def _folded(instr: Instr) -> int | None:
+    """The constant ``instr`` computes, with the run-time semantics, or None."""
+    if isinstance(instr, BinOp) and isinstance(instr.a, int) and isinstance(instr.b, int):
+        if instr.op in ("div", "mod") and instr.b == 0:
+            return None
+        return binop(instr.op, instr.a, instr.b, instr.ty)
+    if isinstance(instr, UnOp) and isinstance(instr.a, int):
+        return unop(instr.op, instr.a, instr.ty)
+    if isinstance(instr, Cast) and isinstance(instr.a, int):
+        return cast(instr.a, instr.to)
+    if isinstance(instr, Compare) and isinstance(instr.a, int) and isinstance(instr.b, int):
+        return int(compare(instr.op, instr.a, instr.b, instr.signed))
+    return None
+
+
+def fold_constants(function: Function) -> bool:
+    """Replace operations on constants by ``dst = constant``."""
+    changed = False
+    for block in function.blocks:
+        for index, instr in enumerate(block.instrs):
+            value = _folded(instr)
+            if value is not None:
+                block.instrs[index] = Assign(instr.dst, value, loc=instr.loc)
+                changed = True
+    return changed
+
+
+def propagate_copies(function: Function) -> bool:
+    """Uses read the source of a copy ``t = v`` directly: everywhere when ``t`` has
+    one definition and ``v`` is a constant; within the block otherwise, until
+    ``t`` or ``v`` is written again."""
+    defs = definitions(function)
+    constants = {
+        temp: found[0].src
+        for temp, found in defs.items()
+        if len(found) == 1 and isinstance(found[0], Assign) and isinstance(found[0].src, int)
+        and not temp.pointer
+    }  # fmt: skip
+    changed = False
+    for block in function.blocks:
+        copies: dict[Temp, Value] = {}
+        for instr in block.instrs:
+            if _rewrite_uses(instr, lambda v, known=copies: known.get(v, constants.get(v, v))):
+                changed = True
+            for written in instr.defs():
+                copies = {t: v for t, v in copies.items() if written not in (t, v)}
+            if isinstance(instr, Assign) and instr.src is not instr.dst and (
+                (isinstance(instr.src, int) and not instr.dst.pointer)
+                or (isinstance(instr.src, Temp) and instr.src.pointer == instr.dst.pointer)
+            ):
+                copies[instr.dst] = instr.src
+    return changed
+
+
+# Operands that hold any value, and those that must stay pointer temps.
+_VALUE_FIELDS: dict[type, tuple[str, ...]] = {
+    Assign: ("src",), BinOp: ("a", "b"), UnOp: ("a",), Cast: ("a",), Compare: ("a", "b"),
+    Store: ("src",), AtomicAdd: ("src",), PacketPtr: ("offset",), Branch: ("a", "b"),
+    Return: ("value",),
+}  # fmt: skip
+_POINTER_FIELDS: dict[type, tuple[str, ...]] = {
+    Load: ("base",), Store: ("base",), AtomicAdd: ("base",), MemCopy: ("dst", "src"),
+    MemZero: ("base",),
+}  # fmt: skip
+
+
+def _rewrite_uses(instr: Instr, resolve: Callable[[Value], Value]) -> bool:
+    changed = False
+    for name in _VALUE_FIELDS.get(type(instr), ()):
+        old = getattr(instr, name)
+        new = resolve(old) if isinstance(old, Temp) else old
+        if new is not old:
+            setattr(instr, name, new)
+            changed = True
+    for name in _POINTER_FIELDS.get(type(instr), ()):
+        old = getattr(instr, name)
+        new = resolve(old)
+        if new is not old and isinstance(new, Temp):
+            setattr(instr, name, new)
+            changed = True
+    if isinstance(instr, Call | Raise):
+        for position, old in enumerate(instr.args):
+            new = resolve(old) if isinstance(old, Temp) else old
+            if new is not old:
+                instr.args[position] = new
+                changed = True
+    return changed
+
+
+def fold_branches(function: Function) -> bool:
+    """A branch on constants, or to one label twice, becomes a jump."""
+    changed = False
+    for block in function.blocks:
+        term = block.terminator
+        if not isinstance(term, Branch):
+            continue
+        if term.then == term.orelse:
+            target = term.then
+        elif isinstance(term.a, int) and isinstance(term.b, int):
+            taken = compare(term.op, term.a, term.b, term.signed)
+            target = term.then if taken else term.orelse
+        else:
+            continue
+        block.instrs[-1] = Jump(target, loc=term.loc)
+        changed = True
+    return changed
+
+
+def eliminate_dead_code(function: Function) -> bool:
+    """Drop blocks the entry cannot reach and effect-free instructions whose
+    results nobody reads."""
+    changed = _drop_unreachable(function)
+    while True:
+        used = {
+            v for b in function.blocks for i in b.instrs for v in i.uses() if isinstance(v, Temp)
+        }
+        removed = False
+        for block in function.blocks:
+            kept = [
+                i for i in block.instrs
+                if i.has_effects or i is block.terminator or not i.defs()
+                or any(t in used for t in i.defs())
+            ]  # fmt: skip
+            if len(kept) != len(block.instrs):
+                block.instrs = kept
+                removed = True
+        if not removed:
+            return changed
+        changed = True
+
+
+def _drop_unreachable(function: Function) -> bool:
+    reached = {function.blocks[0].label}
+    work = [function.blocks[0]]
+    while work:
+        block = work.pop()
+        for label in block.successors():
+            if label not in reached:
+                reached.add(label)
+                work.append(function.block(label))
+    kept = [b for b in function.blocks if b.label in reached]
+    changed = len(kept) != len(function.blocks)
+    function.blocks = kept
+    return changed
