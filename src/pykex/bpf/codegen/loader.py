@@ -19,6 +19,8 @@ from pykex.kernel import MapRelocation, Program, VerifierError, syscall
 from pykex.kernel.maps import Map, MapSpec, create_map
 from pykex.kernel.uapi import MapType
 
+from .debuginfo import program_debug_info
+
 if TYPE_CHECKING:
     from . import CompiledModule, CompiledProgram
 
@@ -120,16 +122,21 @@ def _load_program(
     compiled: CompiledModule, program: CompiledProgram, fds: dict[str, int]
 ) -> Program:
     encoded = program.encode()
+    debug = program_debug_info(program, encoded, compiled.file, compiled.source)
     try:
-        return Program.load(
-            program.kind.prog_type,
-            encoded.code,
-            name=program.name,
-            license=compiled.license,
-            relocations=map_relocations(encoded, program),
-            maps=fds,
-            expected_attach_type=program.expected_attach_type,
-        )
+        with syscall.btf_load(debug.btf) as btf_fd:
+            return Program.load(
+                program.kind.prog_type,
+                encoded.code,
+                name=program.name,
+                license=compiled.license,
+                relocations=map_relocations(encoded, program),
+                maps=fds,
+                expected_attach_type=program.expected_attach_type,
+                btf_fd=int(btf_fd),
+                func_info=debug.func_info_bytes,
+                line_info=debug.line_info_bytes,
+            )
     except VerifierError as error:
         slot = stopped_at(error.log)
         raise VerifierRejectionError(
