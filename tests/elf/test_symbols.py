@@ -15,7 +15,7 @@ import pytest
 
 from pykex.elf.symbols import (
     ElfFile,
-    ElfFormatError,
+    ELFFormatError,
     SymbolNotFoundError,
     SymbolType,
     symbol_file_offset,
@@ -150,24 +150,24 @@ def test_symbols_carry_type_and_size(build: Path) -> None:
 def test_unreadable_files_are_refused(tmp_path: Path, build: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("not an executable\n" * 10)
-    with pytest.raises(ElfFormatError, match="is not an ELF file"):
+    with pytest.raises(ELFFormatError, match="is not an ELF file"):
         symbol_file_offset(str(text), "main")
 
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
-    with pytest.raises(ElfFormatError, match="is not an ELF file"):
+    with pytest.raises(ELFFormatError, match="is not an ELF file"):
         symbol_file_offset(str(empty), "main")
 
     binary = build / "where-truncated-source"
     gcc("-o", str(binary), str(build / "where.c"))
     truncated = tmp_path / "truncated"
     truncated.write_bytes(binary.read_bytes()[:200])
-    with pytest.raises(ElfFormatError, match="truncated"):
+    with pytest.raises(ELFFormatError, match="truncated"):
         symbol_file_offset(str(truncated), "pkx_local_function")
 
     elf32 = tmp_path / "elf32"
     elf32.write_bytes(b"\x7fELF\x01\x01\x01" + bytes(60))
-    with pytest.raises(ElfFormatError, match="32-bit"):
+    with pytest.raises(ELFFormatError, match="32-bit"):
         symbol_file_offset(str(elf32), "main")
 
     with pytest.raises(FileNotFoundError):

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 
+from .errors import ELFFormatError
+
 _ELF_MAGIC = b"\x7fELF"
 _ELFCLASS64 = 2
 _ELFDATA2LSB = 1
@@ -40,10 +42,6 @@ class SymbolType(IntEnum):
     COMMON = 5
     TLS = 6
     GNU_IFUNC = 10
-
-
-class ElfFormatError(ValueError):
-    """The file is not an ELF64 file pykex can read."""
 
 
 class SymbolNotFoundError(LookupError):
@@ -106,11 +104,11 @@ class ElfFile:
     def _parse_header(self) -> None:
         data = self._data
         if len(data) < 64 or data[:4] != _ELF_MAGIC:
-            raise ElfFormatError(f"{self.path} is not an ELF file")
+            raise ELFFormatError(f"{self.path} is not an ELF file")
         if data[4] != _ELFCLASS64:
-            raise ElfFormatError(f"{self.path} is a 32-bit ELF file; only ELF64 is supported")
+            raise ELFFormatError(f"{self.path} is a 32-bit ELF file; only ELF64 is supported")
         if data[5] not in (_ELFDATA2LSB, _ELFDATA2MSB):
-            raise ElfFormatError(f"{self.path} has an unknown byte order ({data[5]})")
+            raise ELFFormatError(f"{self.path} has an unknown byte order ({data[5]})")
         self._order = "<" if data[5] == _ELFDATA2LSB else ">"
         (
             self.file_type,
@@ -133,7 +131,7 @@ class ElfFile:
     def _unpack(self, fmt: str, offset: int) -> tuple[int, ...]:
         layout = struct.Struct(self._order + fmt)
         if offset < 0 or offset + layout.size > len(self._data):
-            raise ElfFormatError(f"{self.path} is truncated (reading {offset:#x})")
+            raise ELFFormatError(f"{self.path} is truncated (reading {offset:#x})")
         return layout.unpack_from(self._data, offset)
 
     def _read_sections(self, shoff: int, entry_size: int, count: int) -> list[_Section]:
@@ -163,7 +161,7 @@ class ElfFile:
         start = table.offset + offset
         end = self._data.find(b"\0", start, table.offset + table.size)
         if start >= len(self._data) or end < 0:
-            raise ElfFormatError(f"{self.path}: string at {offset} runs off its table")
+            raise ELFFormatError(f"{self.path}: string at {offset} runs off its table")
         return bytes(self._data[start:end]).decode(errors="replace")
 
     def symbols(self) -> Iterator[Symbol]:
@@ -175,7 +173,7 @@ class ElfFile:
 
     def _section_symbols(self, section: _Section) -> Iterator[Symbol]:
         if section.link >= len(self._sections):
-            raise ElfFormatError(f"{self.path}: symbol table links to a missing string table")
+            raise ELFFormatError(f"{self.path}: symbol table links to a missing string table")
         names = self._sections[section.link]
         entry_size = section.entry_size or 24
         for at in range(section.offset, section.offset + section.size, entry_size):
@@ -213,7 +211,7 @@ class ElfFile:
         for segment in self.segments:
             if segment.vaddr <= vaddr < segment.vaddr + segment.file_size:
                 return vaddr - segment.vaddr + segment.offset
-        raise ElfFormatError(f"address {vaddr:#x} is in no loadable segment of {self.path}")
+        raise ELFFormatError(f"address {vaddr:#x} is in no loadable segment of {self.path}")
 
     def close(self) -> None:
         if isinstance(self._data, mmap.mmap):
