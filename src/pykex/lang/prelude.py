@@ -153,7 +153,9 @@ class _IndexedMap(Generic[V]):
         return isinstance(index, int) and 0 <= index < self.max_entries
 
     def get(self, index: int) -> V | None:
-        return self[index] if index in self else None
+        if index not in self:
+            return None
+        return self[index]
 
 
 class ArrayMap(_IndexedMap[V]):
