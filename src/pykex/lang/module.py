@@ -1,0 +1,650 @@
+"""Module-level analysis: imports, constants, structs, maps, globals, functions.
+
+The module is read top to bottom the way CPython would execute it, but
+nothing is executed: each statement is matched against the declarations
+pykex allows, constants are folded with Python's arbitrary-precision
+arithmetic, and Struct layouts are computed with :mod:`pykex.layout`.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pykex import layout
+from pykex.btf import BTFError, TracepointFormat, tracepoint_format
+from pykex.ir.nodes import Loc, MapDecl
+from pykex.lang import names
+from pykex.lang.diagnostics import Reporter, SourceError
+from pykex.lang.types import (
+    BOOL_T,
+    U8_T,
+    U32_T,
+    ArrayT,
+    BoolT,
+    ContextT,
+    IntT,
+    LiteralT,
+    MapT,
+    NoneT,
+    StructT,
+    Type,
+)
+
+TracepointSource = Callable[[str, str], TracepointFormat]
+
+BPF_F_NO_PREALLOC = 1 << 0
+BPF_F_RDONLY_PROG = 1 << 7
+PAGE_SIZE = 4096
+
+
+@dataclass
+class ProgramSpec:
+    kind: str
+    on_error: int
+    attach: dict[str, object]
+    context: ContextT
+    tracepoint: TracepointFormat | None = None
+
+
+@dataclass
+class FunctionDecl:
+    name: str
+    node: ast.FunctionDef
+    params: list[tuple[str, Type, ast.arg]]
+    returns: Type  # NoneT when the function returns nothing
+    program: ProgramSpec | None = None
+
+
+@dataclass
+class GlobalVar:
+    name: str
+    type: Type
+    section: str  # ".bss" or ".data"
+    offset: int
+    initial: bytes
+    node: ast.AST
+
+
+@dataclass
+class Constant:
+    value: int
+    type: Type  # LiteralT for untyped constants, IntT/BoolT for typed ones
+
+
+@dataclass
+class MapInfo:
+    type: MapT
+    decl: MapDecl
+
+
+@dataclass
+class Module:
+    filename: str
+    source: str
+    tree: ast.Module
+    reporter: Reporter
+    prelude: dict[str, str] = field(default_factory=dict)
+    pykex_aliases: set[str] = field(default_factory=set)
+    constants: dict[str, Constant] = field(default_factory=dict)
+    structs: dict[str, StructT] = field(default_factory=dict)
+    maps: dict[str, MapInfo] = field(default_factory=dict)
+    globals: dict[str, GlobalVar] = field(default_factory=dict)
+    functions: dict[str, FunctionDecl] = field(default_factory=dict)
+    license: str = "GPL"
+
+    def loc(self, node: ast.AST, function: str = "<module>", caller: Loc | None = None) -> Loc:
+        return Loc(
+            self.filename,
+            getattr(node, "lineno", 0),
+            getattr(node, "col_offset", 0),
+            function,
+            caller,
+        )
+
+    def prelude_name(self, node: ast.AST) -> str | None:
+        """The prelude name ``node`` refers to (``u32``, ``pykex.HashMap``), if any."""
+        if isinstance(node, ast.Name):
+            return self.prelude.get(node.id)
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in self.pykex_aliases
+            and node.attr in _PRELUDE_EXPORTS
+        ):
+            return node.attr
+        return None
+
+    def is_user_name(self, name: str) -> bool:
+        return (
+            name in self.constants
+            or name in self.structs
+            or name in self.maps
+            or name in self.globals
+            or name in self.functions
+        )
+
+
+_PRELUDE_EXPORTS = frozenset(names.prelude.__all__) | {"print"}
+
+
+# -- constant folding -------------------------------------------------------------------
+
+_FOLD_BINARY: dict[type, Callable[[int, int], int]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.LShift: operator.lshift,
+    ast.RShift: operator.rshift,
+    ast.BitAnd: operator.and_,
+    ast.BitOr: operator.or_,
+    ast.BitXor: operator.xor,
+    ast.Pow: operator.pow,
+}
+
+
+def fold(module: Module, node: ast.expr) -> Constant:
+    """The value of a constant expression, or SourceError."""
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool):
+            return Constant(int(node.value), BOOL_T)
+        if isinstance(node.value, int):
+            return Constant(node.value, LiteralT(node.value))
+        if isinstance(node.value, float):
+            raise SourceError(node, "floats are not supported", "use integers (u32, i64, ...)")
+        raise SourceError(node, f"expected an integer constant, found {type(node.value).__name__}")
+    if isinstance(node, ast.Name) and node.id in module.constants:
+        return module.constants[node.id]
+    prelude = module.prelude_name(node)
+    if prelude in names.CONSTANTS:
+        value = names.CONSTANTS[prelude]
+        return Constant(value, LiteralT(value))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd | ast.Invert):
+        inner = fold(module, node.operand)
+        value = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert}[
+            type(node.op)
+        ](inner.value)
+        return _typed(node, value, inner.type)
+    if isinstance(node, ast.BinOp) and type(node.op) in _FOLD_BINARY:
+        left, right = fold(module, node.left), fold(module, node.right)
+        if isinstance(node.op, ast.FloorDiv | ast.Mod) and right.value == 0:
+            raise SourceError(node, "division by zero in a constant expression")
+        if isinstance(node.op, ast.LShift | ast.RShift) and right.value < 0:
+            raise SourceError(node.right, "negative shift count in a constant expression")
+        if isinstance(node.op, ast.Pow) and right.value < 0:
+            raise SourceError(node.right, "negative exponent: the result would be a float")
+        if isinstance(node.op, ast.LShift | ast.Pow) and right.value > 4096:
+            raise SourceError(node.right, "constant too large")
+        result_type = left.type if not isinstance(left.type, LiteralT) else right.type
+        both_typed = not isinstance(left.type, LiteralT) and not isinstance(right.type, LiteralT)
+        if both_typed and left.type != right.type:
+            raise SourceError(node, f"cannot combine constants of types {left.type} and "
+                              f"{right.type}")
+        return _typed(node, _FOLD_BINARY[type(node.op)](left.value, right.value), result_type)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+        raise SourceError(node, "'/' makes floats, which pykex does not have",
+                          "use '//' for integer (floor) division")
+    if (
+        isinstance(node, ast.Call)
+        and len(node.args) == 1
+        and not node.keywords
+        and (conv := module.prelude_name(node.func)) in names.CONVERSIONS
+    ):
+        target = names.CONVERSIONS[conv]
+        inner = fold(module, node.args[0])
+        if isinstance(target, IntT):
+            return Constant(target.value.scalar.normalize(inner.value), target.value)
+        return Constant(int(inner.value != 0), BOOL_T)
+    raise SourceError(node, "not a constant expression",
+                      "module-level values must be computed from literals and other constants")
+
+
+def _typed(node: ast.AST, value: int, ty: Type) -> Constant:
+    if isinstance(ty, IntT):
+        return Constant(ty.scalar.normalize(value), ty)
+    if isinstance(ty, BoolT):
+        raise SourceError(node, "arithmetic on bool constants", "convert with u8(flag) first")
+    return Constant(value, LiteralT(value))
+
+
+def fold_int(module: Module, node: ast.expr) -> int:
+    return fold(module, node).value
+
+
+# -- types from annotations ------------------------------------------------------------
+
+
+def resolve_type(module: Module, node: ast.expr | None, *, allow_context: bool = False,
+                 allow_none: bool = False) -> Type:
+    """The type an annotation names."""
+    if node is None:
+        raise SourceError(None, "missing type annotation")
+    prelude = module.prelude_name(node)
+    if prelude in names.SCALARS:
+        return names.SCALARS[prelude]
+    if prelude in names.CONTEXTS:
+        if not allow_context:
+            raise SourceError(node, f"{prelude} can only be the parameter of a program")
+        return ContextT(names.CONTEXTS[prelude])
+    if isinstance(node, ast.Name):
+        if node.id == "bool":
+            return BOOL_T
+        if node.id in module.structs:
+            return module.structs[node.id]
+        if node.id == "int":
+            raise SourceError(node, "int has no fixed width",
+                              "use u8, u16, u32, u64, i8, i16, i32 or i64")
+        if node.id in ("float", "str", "bytes", "list", "dict"):
+            raise SourceError(node, f"{node.id} values are not supported in extensions")
+    if isinstance(node, ast.Constant) and node.value is None and allow_none:
+        return NoneT()
+    if isinstance(node, ast.Subscript):
+        base = module.prelude_name(node.value)
+        if base == "Array":
+            items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            if len(items) != 2:
+                raise SourceError(node, "Array needs an element type and a length",
+                                  "write Array[u8, 16]")
+            element = resolve_type(module, items[0])
+            length = fold_int(module, items[1])
+            if length < 1:
+                raise SourceError(items[1], f"array length must be positive, got {length}")
+            return ArrayT(element, length)
+        if base == "Bytes":
+            length = fold_int(module, node.slice)
+            if length < 1:
+                raise SourceError(node.slice, f"Bytes length must be positive, got {length}")
+            return ArrayT(U8_T, length)
+        if base == "Optional" or (isinstance(node.value, ast.Name) and node.value.id == "Optional"):
+            raise SourceError(node, "optional values exist only as map lookups",
+                              "use m.get(k) and test it with `is not None`")
+    raise SourceError(node, f"'{ast.unparse(node)}' is not a type pykex knows")
+
+
+# -- the declarations ---------------------------------------------------------------------
+
+
+def analyse(module: Module, tracepoints: TracepointSource | None) -> None:
+    """Fill ``module``'s tables from its top-level statements."""
+    sections: dict[str, list[GlobalVar]] = {".bss": [], ".data": []}
+    for statement in module.tree.body:
+        try:
+            _declaration(module, statement, sections, tracepoints)
+        except SourceError as error:
+            module.reporter.record(error if error.node else _at(error, statement))
+
+
+def _at(error: SourceError, node: ast.AST) -> SourceError:
+    return SourceError(node, error.message, error.hint)
+
+
+def _declaration(module: Module, node: ast.stmt, sections: dict[str, list[GlobalVar]],
+                 tracepoints: TracepointSource | None) -> None:
+    if isinstance(node, ast.ImportFrom):
+        _import_from(module, node)
+    elif isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name not in names.PRELUDE_MODULES:
+                raise SourceError(node, f"cannot import {alias.name}: an extension may import "
+                                  "only from pykex", "write `from pykex import ...`")
+            module.pykex_aliases.add(alias.asname or alias.name.split(".")[0])
+    elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(
+        node.value.value, str
+    ):
+        return  # docstring
+    elif isinstance(node, ast.ClassDef):
+        _struct(module, node)
+    elif isinstance(node, ast.FunctionDef):
+        _function(module, node, tracepoints)
+    elif isinstance(node, ast.AsyncFunctionDef):
+        raise SourceError(node, "async functions are not supported in extensions")
+    elif isinstance(node, ast.Assign):
+        _assign(module, node)
+    elif isinstance(node, ast.AnnAssign):
+        _global(module, node, sections)
+    else:
+        raise SourceError(node, f"{_describe(node)} is not allowed at module level",
+                          "a module holds imports, constants, Struct classes, maps, typed "
+                          "globals and functions")
+
+
+def _describe(node: ast.AST) -> str:
+    return {
+        ast.If: "an if statement",
+        ast.For: "a for loop",
+        ast.While: "a while loop",
+        ast.Try: "try/except",
+        ast.With: "a with statement",
+        ast.Expr: "an expression statement",
+        ast.AugAssign: "augmented assignment",
+        ast.Global: "global",
+        ast.Delete: "del",
+    }.get(type(node), type(node).__name__)
+
+
+def _import_from(module: Module, node: ast.ImportFrom) -> None:
+    if node.module == "__future__":
+        return
+    if node.module not in names.PRELUDE_MODULES or node.level:
+        raise SourceError(node, f"cannot import from {node.module or '.'}: an extension may "
+                          "import only from pykex", "write `from pykex import ...`")
+    for alias in node.names:
+        if alias.name == "*":
+            raise SourceError(node, "`from pykex import *` hides where names come from",
+                              "import the names you use")
+        if alias.name not in _PRELUDE_EXPORTS:
+            raise SourceError(node, f"pykex has no name {alias.name!r}")
+        module.prelude[alias.asname or alias.name] = alias.name
+
+
+def _check_new_name(module: Module, node: ast.AST, name: str) -> None:
+    if module.is_user_name(name) or name in module.prelude:
+        raise SourceError(node, f"{name!r} is already defined in this module")
+
+
+def _struct(module: Module, node: ast.ClassDef) -> None:
+    _check_new_name(module, node, node.name)
+    if node.decorator_list:
+        raise SourceError(node.decorator_list[0], "Struct classes take no decorators")
+    base_fields: list[tuple[str, layout.LayoutType]] = []
+    if len(node.bases) != 1:
+        raise SourceError(node, "classes are supported only as Struct declarations",
+                          f"write `class {node.name}(Struct):` with annotated fields")
+    base = node.bases[0]
+    if module.prelude_name(base) != "Struct":
+        if isinstance(base, ast.Name) and base.id in module.structs:
+            base_fields = [(f.name, f.type) for f in module.structs[base.id].layout.fields]
+        else:
+            raise SourceError(node, "classes are supported only as Struct declarations",
+                              f"write `class {node.name}(Struct):` with annotated fields")
+    packed = False
+    for keyword in node.keywords:
+        if keyword.arg != "packed":
+            raise SourceError(keyword, f"unknown class option {keyword.arg!r}",
+                              "Struct classes accept only packed=True")
+        packed = bool(fold(module, keyword.value).value)
+    fields = list(base_fields)
+    for item in node.body:
+        if isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant):
+            continue
+        if isinstance(item, ast.Pass):
+            continue
+        if not isinstance(item, ast.AnnAssign) or not isinstance(item.target, ast.Name):
+            raise SourceError(item, "a Struct class holds only field annotations (`name: type`)",
+                              "methods and class attributes are not supported")
+        if item.value is not None:
+            raise SourceError(item.value, "Struct fields cannot have defaults",
+                              "missing fields are zero when a Struct is built")
+        ty = resolve_type(module, item.annotation)
+        if not ty.is_data:
+            raise SourceError(item.annotation, f"{ty} cannot be a Struct field")
+        if item.target.id.startswith("_"):
+            raise SourceError(item.target, "field names starting with '_' are reserved")
+        fields.append((item.target.id, ty.layout))  # type: ignore[attr-defined]
+    try:
+        struct = layout.make_struct(node.name, fields, packed=packed)
+    except TypeError as failure:
+        raise SourceError(node, str(failure)) from None
+    module.structs[node.name] = StructT(struct)
+
+
+def _assign(module: Module, node: ast.Assign) -> None:
+    if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
+        raise SourceError(node, "module-level assignments bind one name")
+    name = node.targets[0].id
+    if name == "LICENSE" and isinstance(node.value, ast.Constant) and isinstance(
+        node.value.value, str
+    ):
+        module.license = node.value.value
+        return
+    _check_new_name(module, node.targets[0], name)
+    value = node.value
+    if isinstance(value, ast.Call) and _map_class(module, value.func) is not None:
+        _map(module, name, value)
+        return
+    if isinstance(value, ast.Lambda):
+        raise SourceError(value, "lambdas are not supported", "define a function with def")
+    module.constants[name] = fold(module, value)
+
+
+def _map_class(module: Module, func: ast.expr) -> str | None:
+    base = func.value if isinstance(func, ast.Subscript) else func
+    prelude = module.prelude_name(base)
+    return prelude if prelude in names.MAP_KINDS else None
+
+
+def _map(module: Module, name: str, call: ast.Call) -> None:
+    cls = _map_class(module, call.func)
+    assert cls is not None
+    kind, arity = names.MAP_KINDS[cls]
+    params: list[ast.expr] = []
+    if isinstance(call.func, ast.Subscript):
+        params = call.func.slice.elts if isinstance(call.func.slice, ast.Tuple) else [
+            call.func.slice]
+    if len(params) != arity:
+        shape = {2: f"{cls}[K, V]", 1: f"{cls}[V]", 0: cls}[arity]
+        raise SourceError(call, f"{cls} takes {arity} type parameter(s)", f"write {shape}(...)")
+    options = {}
+    for keyword in call.keywords:
+        if keyword.arg is None:
+            raise SourceError(keyword, "map options are named: max_entries=N")
+        options[keyword.arg] = fold_int(module, keyword.value)
+    if call.args:
+        raise SourceError(call.args[0], "map options are named",
+                          "write max_entries=N" if arity else "write size=N")
+    wanted = "size" if kind == "RINGBUF" else "max_entries"
+    unknown = set(options) - {wanted}
+    if unknown:
+        raise SourceError(call, f"{cls} has no option {sorted(unknown)[0]!r}",
+                          f"{cls} takes {wanted}=N")
+    if wanted not in options:
+        raise SourceError(call, f"{cls} needs {wanted}=N")
+    count = options[wanted]
+    key: Type | None = None
+    value: Type | None = None
+    flags = 0
+    if kind == "RINGBUF":
+        if count < PAGE_SIZE or count & (count - 1):
+            raise SourceError(call, f"ring buffer size must be a power of two of at least "
+                              f"{PAGE_SIZE}, got {count}")
+        key_size = value_size = 0
+    else:
+        if count < 1:
+            raise SourceError(call, f"max_entries must be at least 1, got {count}")
+        if arity == 2:
+            key = resolve_type(module, params[0])
+            value = resolve_type(module, params[1])
+        else:
+            key, value = U32_T, resolve_type(module, params[0])
+        for part, what in ((key, "key"), (value, "value")):
+            if not part.is_data:
+                raise SourceError(call, f"a map {what} must be an integer, bool, Struct or "
+                                  f"Array, not {part}")
+        if kind == "LPM_TRIE":
+            flags = BPF_F_NO_PREALLOC
+            first = key.field("prefixlen") if isinstance(key, StructT) else None
+            if first is None or first[1] != 0 or first[0] != U32_T:
+                raise SourceError(params[0], "an LpmTrie key must be a Struct whose first "
+                                  "field is prefixlen: u32")
+        key_size, value_size = key.size, value.size  # type: ignore[attr-defined]
+    decl = MapDecl(
+        name=name,
+        kind=kind,
+        key_size=key_size,
+        value_size=value_size,
+        max_entries=count,
+        flags=flags,
+        key_type=key.layout if key is not None else None,  # type: ignore[attr-defined]
+        value_type=value.layout if value is not None else None,  # type: ignore[attr-defined]
+        loc=module.loc(call),
+    )
+    module.maps[name] = MapInfo(MapT(name, cls, key, value), decl)
+
+
+def _global(module: Module, node: ast.AnnAssign, sections: dict[str, list[GlobalVar]]) -> None:
+    if not isinstance(node.target, ast.Name):
+        raise SourceError(node, "module-level annotations declare one name")
+    name = node.target.id
+    _check_new_name(module, node.target, name)
+    ty = resolve_type(module, node.annotation)
+    if not ty.is_data:
+        raise SourceError(node.annotation, f"a global cannot hold {ty}")
+    if node.value is None:
+        raise SourceError(node, f"global {name} needs an initial value", f"write {name}: "
+                          f"{ast.unparse(node.annotation)} = 0")
+    initial = _initial_bytes(module, ty, node.value)
+    section = ".data" if any(initial) else ".bss"
+    placed = sections[section]
+    offset = 0
+    if placed:
+        last = placed[-1]
+        offset = last.offset + len(last.initial)
+    align = ty.layout.align  # type: ignore[attr-defined]
+    offset = (offset + align - 1) // align * align
+    var = GlobalVar(name, ty, section, offset, initial, node)
+    placed.append(var)
+    module.globals[name] = var
+
+
+def _initial_bytes(module: Module, ty: Type, value: ast.expr) -> bytes:
+    if isinstance(ty, IntT | BoolT):
+        constant = fold(module, value)
+        number = constant.value
+        if isinstance(ty, IntT) and not ty.value.fits(number):
+            raise SourceError(value, f"{number} does not fit in {ty}")
+        return ty.layout.encode(number)
+    if isinstance(ty, StructT) and isinstance(value, ast.Call) and isinstance(
+        value.func, ast.Name
+    ) and value.func.id == ty.name:
+        fields = {}
+        names_in_order = ty.field_names()
+        for i, arg in enumerate(value.args):
+            if i >= len(names_in_order):
+                raise SourceError(arg, f"{ty.name} has only {len(names_in_order)} fields")
+            fields[names_in_order[i]] = fold(module, arg).value
+        for keyword in value.keywords:
+            if keyword.arg is None or ty.field(keyword.arg) is None:
+                raise SourceError(keyword, f"{ty.name} has no field {keyword.arg!r}")
+            fields[keyword.arg] = fold(module, keyword.value).value
+        try:
+            return ty.layout.encode(fields)
+        except (TypeError, ValueError) as failure:
+            raise SourceError(value, str(failure)) from None
+    raise SourceError(value, f"the initial value of a {ty} global must be a constant",
+                      f"write {ty}() for zero" if isinstance(ty, StructT) else None)
+
+
+def section_maps(module: Module) -> list[MapDecl]:
+    """The ``.bss``/``.data`` maps holding the module's globals."""
+    out = []
+    for section in (".bss", ".data"):
+        members = [g for g in module.globals.values() if g.section == section]
+        if not members:
+            continue
+        size = max(g.offset + len(g.initial) for g in members)
+        size = (size + 7) // 8 * 8
+        data = bytearray(size)
+        for g in members:
+            data[g.offset : g.offset + len(g.initial)] = g.initial
+        out.append(MapDecl(section, "ARRAY", 4, size, 1, initial=bytes(data)
+                           if section == ".data" else None,
+                           key_type=layout.u32, value_type=layout.Bytes[size]))
+    return out
+
+
+# -- functions and programs ------------------------------------------------------------------
+
+
+def _function(module: Module, node: ast.FunctionDef, tracepoints: TracepointSource | None
+              ) -> None:
+    _check_new_name(module, node, node.name)
+    args = node.args
+    if args.vararg or args.kwarg:
+        raise SourceError(node, "*args and **kwargs are not supported")
+    if args.defaults or args.kw_defaults:
+        raise SourceError(node, "default parameter values are not supported")
+    if args.kwonlyargs or args.posonlyargs:
+        raise SourceError(node, "keyword-only and positional-only parameters are not supported")
+    program = None
+    if len(node.decorator_list) > 1:
+        raise SourceError(node.decorator_list[1], "a function takes at most one decorator")
+    if node.decorator_list:
+        program = _program(module, node, node.decorator_list[0], tracepoints)
+    params = []
+    for arg in args.args:
+        if arg.annotation is None:
+            raise SourceError(arg, f"parameter {arg.arg!r} needs a type annotation")
+        ty = resolve_type(module, arg.annotation, allow_context=True)
+        params.append((arg.arg, ty, arg))
+    if program is not None:
+        if len(params) != 1 or params[0][1] != program.context:
+            raise SourceError(node, f"a {program.kind} program takes one parameter "
+                              f"`ctx: {program.context}`")
+        if node.returns is None or not _is_int_annotation(module, node.returns):
+            raise SourceError(node, f"a {program.kind} program returns an int",
+                              f"write `def {node.name}(ctx: {program.context}) -> int:`")
+        returns: Type = IntT(names.DEFAULT_INT.scalar)
+    elif node.returns is None:
+        returns = NoneT()
+    else:
+        returns = resolve_type(module, node.returns, allow_none=True)
+    module.functions[node.name] = FunctionDecl(node.name, node, params, returns, program)
+
+
+def _is_int_annotation(module: Module, node: ast.expr) -> bool:
+    return (isinstance(node, ast.Name) and node.id == "int") or module.prelude_name(
+        node) in names.SCALARS
+
+
+def _program(module: Module, node: ast.FunctionDef, decorator: ast.expr,
+             tracepoints: TracepointSource | None) -> ProgramSpec:
+    call = decorator if isinstance(decorator, ast.Call) else None
+    kind = names.PROGRAM_DECORATORS.get(module.prelude_name(call.func if call else decorator)
+                                        or "")
+    if kind is None:
+        raise SourceError(decorator, "unknown decorator",
+                          "programs are marked with @xdp, @tc, @tracepoint or @raw_tracepoint")
+    positional = call.args if call else []
+    keywords = {k.arg: k.value for k in call.keywords} if call else {}
+    attach: dict[str, object] = {}
+    on_error = names.DEFAULT_ON_ERROR[kind]
+    if "on_error" in keywords:
+        on_error = fold_int(module, keywords.pop("on_error"))
+    context = ContextT(kind)
+    tracepoint = None
+    if kind == "tc":
+        direction = keywords.pop("direction", positional[0] if positional else None)
+        text = "ingress"
+        if direction is not None:
+            if not isinstance(direction, ast.Constant) or direction.value not in (
+                "ingress", "egress"
+            ):
+                raise SourceError(direction, 'tc direction must be "ingress" or "egress"')
+            text = direction.value
+        attach["direction"] = text
+    elif kind in ("tracepoint", "raw_tracepoint"):
+        target = positional[0] if positional else keywords.pop("name", None)
+        if not isinstance(target, ast.Constant) or not isinstance(target.value, str):
+            shape = '"group/name"' if kind == "tracepoint" else '"name"'
+            raise SourceError(decorator, f"@{kind} needs the tracepoint's name: @{kind}({shape})")
+        attach["tracepoint"] = target.value
+        if kind == "tracepoint":
+            group, _, event = target.value.partition("/")
+            if not group or not event:
+                raise SourceError(target, 'tracepoint names are "group/name"',
+                                  'e.g. @tracepoint("syscalls/sys_enter_openat")')
+            reader = tracepoints or tracepoint_format
+            try:
+                tracepoint = reader(group, event)
+            except BTFError as failure:
+                raise SourceError(target, f"cannot read tracepoint {target.value}: {failure}",
+                                  "list them in /sys/kernel/tracing/events") from None
+    elif positional:
+        raise SourceError(positional[0], f"@{kind} takes only named options")
+    if keywords:
+        raise SourceError(decorator, f"@{kind} has no option {next(iter(keywords))!r}")
+    return ProgramSpec(kind, on_error, attach, context, tracepoint)

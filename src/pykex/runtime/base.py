@@ -1,0 +1,135 @@
+"""What kernel and host extensions share: run results, exception counts, lookup by name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pykex.bpf.codegen import ERROR_RECORD, ERRORS_MAP, CompiledModule, ExceptionSite
+
+from .errors import ExceptionReport, raise_for
+
+# Records the error channel holds before it loses reports: each takes an
+# 8-byte header plus the record, rounded up to 8 bytes.
+_RECORD_SPACE = (ERROR_RECORD.size + 8 + 7) & ~7
+
+
+def error_channel_capacity(compiled: CompiledModule) -> int:
+    """How many undrained reports the module's error channel holds."""
+    return compiled.map(ERRORS_MAP).max_entries // _RECORD_SPACE
+
+
+# Kinds whose test runs take a packet: the kernel wants at least an Ethernet header.
+PACKET_KINDS = frozenset({"xdp", "tc", "socket_filter", "cgroup_skb"})
+ETH_HLEN = 14
+
+
+def check_test_input(program: str, kind: str, packet: bytes, repeat: int) -> None:
+    """Refuse, with the reason, test runs the kernel refuses with a bare EINVAL."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    if kind in PACKET_KINDS and len(packet) < ETH_HLEN:
+        raise ValueError(
+            f"test runs of {kind} program {program!r} need a packet of at least "
+            f"{ETH_HLEN} bytes (an Ethernet header), got {len(packet)}"
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One test run: the verdict, the packet as the program left it and what it raised.
+
+    ``exceptions`` lists every report the run produced (several when it was
+    repeated); ``exception`` is the first, or None. ``duration_ns`` is the
+    kernel's mean time per run (None in host mode); ``ctx`` the context after
+    the run.
+    """
+
+    retval: int
+    packet: bytes
+    exceptions: tuple[ExceptionReport, ...] = ()
+    duration_ns: int | None = None
+    ctx: bytes = b""
+
+    @property
+    def exception(self) -> ExceptionReport | None:
+        return self.exceptions[0] if self.exceptions else None
+
+    def check(self) -> RunResult:
+        """Raise the run's exception as a Python exception (see
+        :func:`~pykex.runtime.errors.raise_for`); return self when it raised none."""
+        if self.exception is not None:
+            raise_for(self.exception)
+        return self
+
+
+@dataclass(frozen=True)
+class ExceptionCounts:
+    """How often each exception site raised, and each program in total.
+
+    ``by_site`` holds the sites that raised at least once (site id -> count);
+    ``by_program`` every program of the module (0 when it never raised).
+    ``sites`` is the module's site table, for :meth:`site`.
+    """
+
+    by_site: dict[int, int]
+    by_program: dict[str, int]
+    sites: tuple[ExceptionSite, ...] = field(repr=False, default=())
+
+    @classmethod
+    def from_sites(cls, compiled: CompiledModule, counts: Mapping[int, int]) -> ExceptionCounts:
+        by_program = {program.name: 0 for program in compiled.programs}
+        by_site = {}
+        for site in compiled.sites:
+            count = counts.get(site.id, 0)
+            if count:
+                by_site[site.id] = count
+                by_program[site.program] += count
+        return cls(by_site, by_program, tuple(compiled.sites))
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_program.values())
+
+    def site(self, site_id: int) -> ExceptionSite:
+        return self.sites[site_id]
+
+    def __getitem__(self, program: str) -> int:
+        return self.by_program[program]
+
+    def __str__(self) -> str:
+        lines = []
+        for site_id, count in self.by_site.items():
+            site = self.sites[site_id]
+            where = f"{site.locs[0].file}:{site.locs[0].line}" if site.locs else "?"
+            lines.append(f"{site.program}: {site.kind} at {where}: {count}")
+        return "\n".join(lines) if lines else "no exceptions"
+
+
+class NamedParts:
+    """Programs and maps reachable as attributes: ``ext.firewall``, ``ext.stats``.
+
+    Names the class itself defines (``close``, ``maps``...) win; use
+    ``ext.programs[name]`` / ``ext.maps[name]`` for those.
+    """
+
+    programs: dict[str, Any]
+    maps: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        parts = self.__dict__
+        if name in parts.get("programs", {}):
+            return parts["programs"][name]
+        if name in parts.get("maps", {}):
+            return parts["maps"][name]
+        raise AttributeError(
+            f"{type(self).__name__} has no program or map {name!r} "
+            f"(programs: {', '.join(parts.get('programs', {})) or 'none'}; "
+            f"maps: {', '.join(parts.get('maps', {})) or 'none'})"
+        )
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *self.programs, *self.maps})
