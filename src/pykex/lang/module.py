@@ -9,6 +9,7 @@ arithmetic, and Struct layouts are computed with :mod:`pykex.layout`.
 from __future__ import annotations
 
 import ast
+import importlib
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -329,6 +330,9 @@ def _describe(node: ast.AST) -> str:
 def _import_from(module: Module, node: ast.ImportFrom) -> None:
     if node.module == "__future__":
         return
+    if node.module in LIBRARY_MODULES and not node.level:
+        _import_library(module, node)
+        return
     if node.module not in names.PRELUDE_MODULES or node.level:
         raise SourceError(node, f"cannot import from {node.module or '.'}: an extension may "
                           "import only from pykex", "write `from pykex import ...`")
@@ -339,6 +343,33 @@ def _import_from(module: Module, node: ast.ImportFrom) -> None:
         if alias.name not in _PRELUDE_EXPORTS:
             raise SourceError(node, f"pykex has no name {alias.name!r}")
         module.prelude[alias.asname or alias.name] = alias.name
+
+
+# Libraries of declarations written in pykex itself (protocol headers and their
+# constants): their Structs and integer constants can be imported by extensions.
+LIBRARY_MODULES = ("pykex.net",)
+
+
+def _import_library(module: Module, node: ast.ImportFrom) -> None:
+    library = importlib.import_module(str(node.module))
+    for alias in node.names:
+        if alias.name == "*":
+            raise SourceError(node, f"`from {node.module} import *` hides where names come from",
+                              "import the names you use")
+        name = alias.asname or alias.name
+        _check_new_name(module, node, name)
+        value = getattr(library, alias.name, None)
+        if isinstance(value, type) and issubclass(value, layout.Struct):
+            module.structs[name] = StructT(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            module.constants[name] = Constant(value, LiteralT(value))
+        else:
+            raise SourceError(
+                node,
+                f"{node.module} has no header or constant named {alias.name!r}",
+                "its functions run in user space only; an extension imports its Structs "
+                "and integer constants",
+            )
 
 
 def _check_new_name(module: Module, node: ast.AST, name: str) -> None:
