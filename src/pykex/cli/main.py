@@ -19,7 +19,9 @@ from pykex.testing import NetworkSetupError
 
 # Subcommand modules of pykex.cli, in the order ``pykex --help`` lists them.
 # A module named ``test_run`` provides the subcommand ``test-run``.
-SUBCOMMANDS: tuple[str, ...] = ("features", "demo", "version")
+SUBCOMMANDS: tuple[str, ...] = (
+    "check", "build", "disasm", "test_run", "bench", "features", "demo", "version"
+)
 
 # Errors whose message is meant for the user as it stands.
 _USER_ERRORS: tuple[type[BaseException], ...] = (BPFError, BTFError, NetworkSetupError, OSError)

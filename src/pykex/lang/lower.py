@@ -1497,6 +1497,8 @@ class FunctionLowering:
             return self.branch_none_test(node, then, orelse)
         if isinstance(node, ast.Compare) and len(node.ops) > 1:
             return self.branch_chain(node, then, orelse)
+        if _is_literal_membership(node):
+            return self.branch_on(self.expand_literal_membership(node), then, orelse)
         if isinstance(node, ast.Compare) and isinstance(node.ops[0], ast.In | ast.NotIn):
             value = self.membership(node)
         elif isinstance(node, ast.Compare) and type(node.ops[0]) in _COMPARE:
@@ -1583,7 +1585,27 @@ class FunctionLowering:
         self.jump(then)
         return state, state
 
+    def expand_literal_membership(self, node: ast.Compare) -> ast.expr:
+        """``x in (a, b)`` as ``x == a or x == b``; ``not in`` as ``!=`` joined by ``and``."""
+        left = node.left
+        if not _is_plain_read(left):
+            raise SourceError(left, "the value tested with `in (...)` is read once per option",
+                              "assign it to a local first")
+        options = node.comparators[0].elts  # type: ignore[attr-defined]
+        is_in = isinstance(node.ops[0], ast.In)
+        if not options:
+            return ast.copy_location(ast.Constant(not is_in), node)
+        tests: list[ast.expr] = [
+            ast.copy_location(ast.Compare(left, [ast.Eq() if is_in else ast.NotEq()], [o]), o)
+            for o in options
+        ]
+        if len(tests) == 1:
+            return tests[0]
+        return ast.copy_location(ast.BoolOp(ast.Or() if is_in else ast.And(), tests), node)
+
     def membership(self, node: ast.Compare) -> Operand:
+        if _is_literal_membership(node):
+            return self.condition_value(self.expand_literal_membership(node))
         container = self.expr(node.comparators[0])
         if not isinstance(container.type, MapT):
             raise SourceError(node, "`in` tests map membership only: key in m")
@@ -2267,3 +2289,18 @@ def _reachable(blocks: list[Block]) -> list[Block]:
         stack += by_label[label].successors()
     return [b for b in blocks if b.label in seen]
 
+
+def _is_literal_membership(node: ast.expr) -> bool:
+    return (
+        isinstance(node, ast.Compare)
+        and len(node.ops) == 1
+        and isinstance(node.ops[0], ast.In | ast.NotIn)
+        and isinstance(node.comparators[0], ast.Tuple | ast.List | ast.Set)
+    )
+
+
+def _is_plain_read(node: ast.expr) -> bool:
+    """Whether evaluating ``node`` twice is the same as once: names, constants, fields."""
+    if isinstance(node, ast.Name | ast.Constant):
+        return True
+    return isinstance(node, ast.Attribute) and _is_plain_read(node.value)
