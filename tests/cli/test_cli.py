@@ -161,7 +161,7 @@ def test_features_table_is_grouped_and_explains_gaps() -> None:
 
 def counted(output: str) -> dict[str, tuple[int, int]]:
     """Protocol -> (packets, bytes) from the demo's table."""
-    table = output.split("What the program counted:", 1)[1].split("Cleaning up", 1)[0]
+    table = output.split("What the program counted:", 1)[1].split("\n[", 1)[0]
     rows = {}
     for line in table.strip().splitlines()[1:]:
         name, packets, size = line.rsplit(None, 2)
@@ -185,6 +185,11 @@ def test_demo_counts_the_packets_it_sends_and_leaves_nothing_behind() -> None:
     assert rows["UDP"] == (13, 13 * (14 + 20 + 8 + len(UDP_PAYLOAD)))
     assert re.search(r"verifier: \d+ instructions verified; \d+ bytes after rewrites, "
                      r"\d+ bytes of native code", out)  # fmt: skip
+    # Once the sender is blocked, the firewall drops every ping.
+    assert "7 more pings sent, 0 answered: dropped by XDP" in out
+    # The truncated frame's exception comes back as a traceback with its line.
+    assert "ip = ctx.packet.read(Ethernet.size, IPv4)" in out
+    assert "IndexError: packet offset 14 + 20 > length 20" in out
     assert "nothing is left behind" in out
     assert demo_leftovers() == before
     assert elapsed < 30
@@ -201,7 +206,7 @@ def test_demo_cleans_up_after_ctrl_c() -> None:
     try:
         assert demo.stdout is not None
         for line in demo.stdout:
-            if line.startswith("[5/5]"):
+            if line.startswith("[5/6]"):
                 break
         time.sleep(0.5)  # well inside the pings
         demo.send_signal(signal.SIGINT)
@@ -232,7 +237,7 @@ def test_demo_failing_midway_reports_one_line_and_cleans_up(
     def refuse(program: object, interface: str) -> None:
         raise BPFError("BPF_LINK_CREATE", 16, f"{interface} already has an XDP program attached")
 
-    monkeypatch.setattr("pykex.cli.demo.attach_xdp", refuse)
+    monkeypatch.setattr("pykex.runtime.extension.LoadedProgram.attach_xdp", refuse)
     monkeypatch.delenv("PYKEX_DEBUG", raising=False)
     before = demo_leftovers()
     assert cli.main(["demo"]) == 1

@@ -321,7 +321,7 @@ def test_packet_reads() -> None:
 
 def test_packet_read_out_of_bounds_raises_index_error_with_offset_size_length() -> None:
     assert raises("return u32(ctx.packet.read(10, u32))", packet=bytes(12)) == (
-        "IndexError: packet access at offset 10 of 4 bytes is outside the packet (12 bytes)")
+        "IndexError: packet offset 10 + 4 > length 12")
 
 
 def test_packet_writes() -> None:

@@ -1,10 +1,13 @@
-"""``pykex demo``: count real packets per protocol with an XDP program, then clean up.
+"""``pykex demo``: a Python XDP firewall compiled, loaded and attached to real traffic.
 
-The program is assembled by hand (the Python front end compiles to the same
-kind of code), loaded through pykex's own bpf(2) layer, attached to one end of
-a veth pair whose other end lives in a private network namespace, and fed
-real pings and UDP datagrams from inside that namespace. Everything created
-is removed on the way out, also after an error or Ctrl-C.
+The extension is ``examples/firewall.py``, an ordinary Python module. The
+demo compiles it to eBPF, loads it through pykex's own bpf(2) layer, attaches
+it to one end of a veth pair whose other end lives in a private network
+namespace, and sends real pings and UDP datagrams from inside that
+namespace. It then blocks the sender's address from Python, shows the pings
+being dropped, and feeds the program a truncated packet to show an exception
+coming back as a Python traceback. Everything created is removed on the way
+out, also after an error or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,83 +16,24 @@ import argparse
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from pykex.bpf import RelocationKind, assemble, encode
-from pykex.kernel import MapRelocation, Program, ProgType
-from pykex.kernel.link import attach_xdp
-from pykex.kernel.maps import PerCpuHashMap, sum_per_cpu
-from pykex.layout import Struct, u32, u64
+from pykex.compiler import Compilation
+from pykex.kernel.maps import sum_per_cpu
+from pykex.net import build_udp_ipv4, ipv4_int
+from pykex.runtime import Extension, load
 from pykex.testing import NetworkSetupError, VethNamespace, namespaces
 
-HELP = "count packets per protocol with an XDP program on a private veth pair"
+HELP = "compile an XDP firewall written in Python and run it on a private veth pair"
 
 DEMO_PREFIX = "pkxdemo"  # of the namespace and veth names
-MAP_NAME = "counts"
-MAX_PROTOCOLS = 256
 UDP_PORT = 9  # discard: nothing listens, the datagrams only need to arrive
 UDP_PAYLOAD = b"counted by pykex"
-# Keys at or above this are frames that are not IPv4: 0x10000 | EtherType.
-NON_IP = 0x10000
-
-# Per-CPU hash: key = IPv4 protocol number (or NON_IP | EtherType),
-# value = {u64 packets; u64 bytes} for the CPU that saw the frame.
-COUNT_PER_PROTOCOL = f"""
-    r6 = r1
-    r2 = *(u32 *)(r6 +0)          ; data
-    r3 = *(u32 *)(r6 +4)          ; data_end
-    r7 = r3
-    r7 -= r2                      ; frame length in bytes
-    r4 = r2
-    r4 += 14
-    if r4 > r3 goto pass          ; shorter than an Ethernet header
-    r5 = *(u16 *)(r2 +12)
-    r5 = be16 r5                  ; EtherType
-    if r5 == 0x800 goto ipv4
-    r5 |= {NON_IP:#x}
-    goto count
-ipv4:
-    r4 = r2
-    r4 += 34
-    if r4 > r3 goto pass          ; shorter than Ethernet + IPv4 headers
-    r5 = *(u8 *)(r2 +23)          ; IPv4 protocol
-count:
-    *(u32 *)(r10 -4) = r5
-    r1 = map[{MAP_NAME}] ll
-    r2 = r10
-    r2 += -4
-    call bpf_map_lookup_elem
-    if r0 == 0 goto first
-    r1 = *(u64 *)(r0 +0)          ; this CPU's slot: no other CPU writes it
-    r1 += 1
-    *(u64 *)(r0 +0) = r1
-    r1 = *(u64 *)(r0 +8)
-    r1 += r7
-    *(u64 *)(r0 +8) = r1
-    goto pass
-first:
-    *(u64 *)(r10 -24) = 1
-    *(u64 *)(r10 -16) = r7
-    r1 = map[{MAP_NAME}] ll
-    r2 = r10
-    r2 += -4
-    r3 = r10
-    r3 += -24
-    r4 = 0
-    call bpf_map_update_elem
-pass:
-    r0 = 2                        ; XDP_PASS: count, never drop
-    exit
-"""
-
-class Counter(Struct):
-    """One CPU's counts for one protocol: the map's value."""
-
-    packets: u64
-    bytes: u64
-
+EXTENSION = Path(__file__).resolve().parents[3] / "examples" / "firewall.py"
+STEPS = 6
 
 IP_PROTOCOLS = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 47: "GRE", 58: "ICMPv6", 132: "SCTP"}
-ETHER_TYPES = {0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "VLAN", 0x88CC: "LLDP"}
 
 
 @dataclass(frozen=True)
@@ -100,9 +44,6 @@ class Count:
 
     @property
     def protocol(self) -> str:
-        if self.key >= NON_IP:
-            ether_type = self.key & 0xFFFF
-            return ETHER_TYPES.get(ether_type, f"EtherType {ether_type:#06x}")
         return IP_PROTOCOLS.get(self.key, f"IP protocol {self.key}")
 
 
@@ -119,36 +60,29 @@ def _count(text: str) -> int:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pings", type=_count, default=10, help="ICMP echo requests to send")
     parser.add_argument("--datagrams", type=_count, default=20, help="UDP datagrams to send")
+    parser.add_argument(
+        "--extension", type=Path, default=EXTENSION, help="the firewall extension to run"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    step = _Steps(5)
-    print("pykex demo: an XDP program counts real packets per protocol\n")
+    step = _Steps(STEPS)
+    print("pykex demo: an XDP firewall written in Python, at work on real traffic\n")
     with ExitStack() as cleanup:
-        step("Assembling the XDP program")
-        encoded = encode(assemble(COUNT_PER_PROTOCOL, "count_per_protocol.s"))
-        print(f"      {encoded.slot_count} instructions, one per-CPU hash map {MAP_NAME!r}")
-
-        step("Loading map and program into the kernel")
-        counts = cleanup.enter_context(
-            PerCpuHashMap.create(u32, Counter, MAX_PROTOCOLS, name=MAP_NAME)
-        )
-        relocations = [
-            MapRelocation(r.slot, r.name)
-            for r in encoded.relocations
-            if r.kind is RelocationKind.MAP
-        ]
-        program = cleanup.enter_context(
-            Program.load(
-                ProgType.XDP,
-                encoded.code,
-                name="count_protocols",
-                relocations=relocations,
-                maps={MAP_NAME: int(counts.fd)},
+        step(f"Compiling {_shown(args.extension)}")
+        compilation = Compilation(_shown(args.extension))
+        for stats in compilation.stats:
+            print(
+                f"      program {stats.program!r} ({stats.kind}): {stats.instructions} "
+                f"eBPF instructions, {stats.frame_bytes} bytes of locals in its frame map"
             )
-        )
-        info = program.info()
+        user_maps = [m.name for m in compilation.ir.maps]
+        print(f"      maps: {', '.join(user_maps)}")
+
+        step("Loading maps and program into the kernel")
+        ext = cleanup.enter_context(load(compilation))
+        info = ext.firewall.program.info()
         print(
             f"      verifier: {info.verified_insns} instructions verified; "
             f"{info.xlated_size} bytes after rewrites, {info.jited_size} bytes of native code"
@@ -162,24 +96,51 @@ def run(args: argparse.Namespace) -> int:
             f"{network.peer_ifname} {network.peer_address} (namespace {network.namespace})"
         )
 
-        step(f"Attaching the program to {network.host_ifname}")
+        step(f"Attaching the firewall to {network.host_ifname}")
         cleanup.callback(print, "      detached the program")
-        link = cleanup.enter_context(attach_xdp(program, network.host_ifname))
-        print(f"      XDP link {link.id} in native mode; every frame arriving here is counted")
+        link = cleanup.enter_context(ext.firewall.attach_xdp(network.host_ifname))
+        print(f"      XDP link {link.id}; every frame arriving here goes through the firewall")
 
         step("Sending traffic from inside the namespace")
         replies = network.ping(args.pings) if args.pings else 0
         print(f"      {args.pings} pings sent, {replies} answered")
         network.send_udp(args.datagrams, UDP_PORT, UDP_PAYLOAD)
         print(f"      {args.datagrams} UDP datagrams sent to port {UDP_PORT}")
-
         print("\nWhat the program counted:\n")
-        print(format_counts(read_counts(counts)))
+        print(format_counts(read_counts(ext)))
+
+        step(f"Blocking {network.peer_address} from Python")
+        ext.blocked[ipv4_int(network.peer_address)] = 1
+        print(f"      ext.blocked[{network.peer_address}] = 1")
+        blocked_replies = network.ping(args.pings) if args.pings else 0
+        print(f"      {args.pings} more pings sent, {blocked_replies} answered: dropped by XDP")
+        _show_exception(ext, network)
         print("\nCleaning up")
     if network.namespace in namespaces():
         raise NetworkSetupError(f"namespace {network.namespace} is still there after cleanup")
     print(f"\nDone in {time.monotonic() - started:.1f} s; nothing is left behind.")
     return 0
+
+
+def _show_exception(ext: Extension, network: VethNamespace) -> None:
+    """Run the program on a frame cut inside its IPv4 header: the bounds-checked
+    read raises IndexError, the program passes the frame (``on_error``) and the
+    report comes back as a traceback."""
+    frame = build_udp_ipv4(
+        b"x", dport=UDP_PORT, saddr=network.peer_address, daddr=network.host_address
+    )
+    result = ext.firewall.test_run(frame[:20])
+    print(f"\n      A frame cut to 20 bytes gets verdict {result.retval} (XDP_PASS, the on_error")
+    print("      verdict) and this report on the extension's error channel:\n")
+    for report in result.exceptions:
+        print("\n".join(f"        {line}" for line in str(report).splitlines()))
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 class _Steps:
@@ -192,12 +153,13 @@ class _Steps:
         print(f"[{self.done}/{self.total}] {text}", flush=True)
 
 
-def read_counts(counts: PerCpuHashMap) -> list[Count]:
-    """Every entry of the per-CPU map, summed over CPUs, most packets first."""
+def read_counts(ext: Any) -> list[Count]:
+    """Every protocol the firewall counted, summed over CPUs, most packets first."""
     found = []
-    for key, per_cpu in counts.items():
+    for protocol, per_cpu in ext.stats.items():
         total = sum_per_cpu(per_cpu)
-        found.append(Count(key, total.packets, total.bytes))
+        if total.packets:
+            found.append(Count(protocol, total.packets, total.bytes))
     return sorted(found, key=lambda c: (-c.packets, c.key))
 
 

@@ -1771,8 +1771,8 @@ class FunctionLowering:
     def packet_pointer(self, offset: Value, size: int, node: ast.AST) -> Temp:
         length = self.temp("len")
         fail = self.cold_raise(
-            "IndexError", "packet access at offset {} of {} bytes is outside the packet "
-            "({} bytes)", [offset, size, length], node, before=[PacketLen(length)])
+            "IndexError", "packet offset {} + {} > length {}", [offset, size, length], node,
+            before=[PacketLen(length)])
         ptr = self.temp("pkt", pointer=True)
         self.emit(PacketPtr(ptr, offset, size, fail))
         return ptr
