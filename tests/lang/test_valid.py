@@ -292,6 +292,7 @@ def prog(ctx: XdpContext) -> int:
         "recent": ("LRU_HASH", 8, 1, 32, 0),
         "table": ("ARRAY", 4, 8, 8, 0),
         "events": ("RINGBUF", 0, 0, 4096, 0),
+        ".data.drops": ("ARRAY", 4, 8, 1, 0),  # one u64 per ring: records that found it full
     }
     assert [i.helper for i in _instructions(module, Call)] == [
         "bpf_map_lookup_elem", "bpf_ringbuf_output"]

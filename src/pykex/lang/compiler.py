@@ -16,6 +16,7 @@ from pykex.lang.module import (
     analyse,
     section_maps,
 )
+from pykex.lang.resources import DISABLED_MAP, DROPS_MAP
 
 REPORT_URL_HINT = "this is a bug in pykex; please report it with the source that triggered it"
 
@@ -59,7 +60,7 @@ def _lower(module: Module, recursive: set[str]) -> ModuleIR:
     for decl in module.functions.values():
         if decl.program is None:
             continue
-        lowering = FunctionLowering(shared, decl.name, recursive, decl.program.tracepoint)
+        lowering = FunctionLowering(shared, decl.name, recursive, decl.program)
         function = lowering.lower_program(decl)
         called |= _calls(decl.node, module)
         programs.append(ProgramIR(decl.name, decl.program.kind, function,
@@ -70,6 +71,7 @@ def _lower(module: Module, recursive: set[str]) -> ModuleIR:
             FunctionLowering(shared, decl.name, recursive).lower_standalone(decl)
     maps: list[MapDecl] = [info.decl for info in module.maps.values()]
     maps += section_maps(module)
+    maps += runtime_globals(shared)
     if shared.rodata:
         from pykex import layout
 
@@ -77,6 +79,24 @@ def _lower(module: Module, recursive: set[str]) -> ModuleIR:
                             flags=BPF_F_RDONLY_PROG, initial=bytes(shared.rodata),
                             key_type=layout.u32, value_type=layout.Bytes[len(shared.rodata)]))
     return ModuleIR(module.filename, module.source, maps, programs, module.license)
+
+
+def runtime_globals(shared: ModuleLowering) -> list[MapDecl]:
+    """The globals the runtime keeps for the module, as single-element arrays whose
+    value is a Struct with one field per ring (drops) or per program (disabled)."""
+    from pykex import layout
+
+    out = []
+    for name, members, field_type, struct in (
+        (DROPS_MAP, shared.drop_counters, layout.u64, "RingDrops"),
+        (DISABLED_MAP, shared.crash_flags, layout.u32, "DisabledPrograms"),
+    ):
+        if not members:
+            continue
+        value = layout.make_struct(struct, [(m, field_type) for m in members])
+        out.append(MapDecl(name, "ARRAY", 4, value.size, 1, key_type=layout.u32,
+                           value_type=value))
+    return out
 
 
 def _calls(node: ast.FunctionDef, module: Module) -> set[str]:

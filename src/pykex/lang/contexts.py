@@ -10,9 +10,13 @@ tracepoint's format file read at build time.
 
 from __future__ import annotations
 
-from pykex.btf import TracepointFormat
+import platform
+from dataclasses import dataclass
+from functools import cache
+
+from pykex.btf import BTFError, TracepointField, TracepointFormat, load_vmlinux
 from pykex.ir.nodes import Scalar
-from pykex.lang.types import U32_T, IntT, Type
+from pykex.lang.types import U32_T, U64_T, IntT, Type
 
 # name -> (offset, type, writable)
 XDP_FIELDS: dict[str, tuple[int, Type, bool]] = {
@@ -39,6 +43,94 @@ SKB_FIELDS: dict[str, tuple[int, Type, bool]] = {
 }
 
 
+# Socket filters and cgroup skb programs may read these (and write none).
+READ_ONLY_SKB_FIELDS = ("len", "pkt_type", "mark", "queue_mapping", "protocol", "vlan_present",
+                        "vlan_tci", "vlan_proto", "priority", "ingress_ifindex", "ifindex",
+                        "hash")
+SKB_READ_FIELDS: dict[str, tuple[int, Type, bool]] = {
+    name: (SKB_FIELDS[name][0], SKB_FIELDS[name][1], False) for name in READ_ONLY_SKB_FIELDS
+}
+
+# The registers of the integer arguments and the result in the x86-64 calling
+# convention, as ``struct pt_regs`` names them.
+X86_64_ARGUMENTS = ("di", "si", "dx", "cx", "r8", "r9")
+X86_64_RESULT = "ax"
+
+
+class ContextLayoutError(Exception):
+    """The build machine cannot say where a context field lives."""
+
+
+@cache
+def pt_regs_offset(register: str) -> int:
+    """Offset of ``register`` in this machine's ``struct pt_regs`` (vmlinux BTF)."""
+    if platform.machine() != "x86_64":
+        raise ContextLayoutError(f"probe registers are known for x86-64 only, not "
+                                 f"{platform.machine()}")
+    try:
+        return load_vmlinux().member("pt_regs", register).byte_offset
+    except (BTFError, OSError) as failure:
+        raise ContextLayoutError(f"cannot read struct pt_regs from vmlinux BTF: "
+                                 f"{failure}") from None
+
+
+@cache
+def pt_regs_size() -> int:
+    try:
+        return load_vmlinux().sizeof("pt_regs")
+    except (BTFError, OSError) as failure:
+        raise ContextLayoutError(f"cannot read struct pt_regs from vmlinux BTF: "
+                                 f"{failure}") from None
+
+
+def probe_argument(index: int) -> int:
+    return pt_regs_offset(X86_64_ARGUMENTS[index])
+
+
+def probe_result() -> int:
+    return pt_regs_offset(X86_64_RESULT)
+
+
+def _probe_fields() -> dict[str, tuple[int, Type, bool]]:
+    return {"ip": (pt_regs_offset("ip"), U64_T, False),
+            "sp": (pt_regs_offset("sp"), U64_T, False)}
+
+
+def _perf_event_fields() -> dict[str, tuple[int, Type, bool]]:
+    # struct bpf_perf_event_data { bpf_user_pt_regs_t regs; __u64 sample_period; __u64 addr; }
+    regs = pt_regs_size()
+    return {"sample_period": (regs, U64_T, False), "addr": (regs + 8, U64_T, False),
+            **_probe_fields()}
+
+
+@dataclass(frozen=True)
+class TracepointString:
+    """A tracepoint field that names a string: ``data_loc``/``rel_loc`` (the bytes
+    follow the record, located by a 32-bit word at ``field.offset``), ``pointer``
+    (a ``char *`` in user or kernel memory) or ``array`` (``char name[N]`` inside
+    the record)."""
+
+    field: TracepointField
+    form: str
+    space: str  # "user" or "kernel": which probe-read helper reaches the bytes
+
+
+def tracepoint_string(tracepoint: TracepointFormat, name: str) -> TracepointString | None:
+    for field in tracepoint.fields:
+        if field.name != name:
+            continue
+        base = field.c_type.replace("const ", "").replace("unsigned ", "").strip()
+        if field.dynamic is not None and base == "char[]":
+            return TracepointString(field, field.dynamic, "kernel")
+        if field.dynamic is None and base in ("char *", "char*") and field.size == 8:
+            # System call arguments point into the calling process.
+            space = "user" if tracepoint.group == "syscalls" else "kernel"
+            return TracepointString(field, "pointer", space)
+        if base == "char" and field.array_length:
+            return TracepointString(field, "array", "kernel")
+    return None
+
+
 def context_field(kind: str, name: str, tracepoint: TracepointFormat | None
                   ) -> tuple[int, Type, bool] | None:
     """``(offset, type, writable)`` of field ``name`` of a ``kind`` context, or None."""
@@ -46,6 +138,12 @@ def context_field(kind: str, name: str, tracepoint: TracepointFormat | None
         return XDP_FIELDS.get(name)
     if kind == "tc":
         return SKB_FIELDS.get(name)
+    if kind in ("socket_filter", "cgroup_skb"):
+        return SKB_READ_FIELDS.get(name)
+    if kind == "kprobe" and name in ("ip", "sp"):
+        return _probe_fields()[name]
+    if kind == "perf_event" and name in ("sample_period", "addr", "ip", "sp"):
+        return _perf_event_fields()[name]
     if kind == "tracepoint" and tracepoint is not None:
         for field in tracepoint.fields:
             if field.name != name or field.dynamic or field.array_length is not None:
@@ -61,8 +159,9 @@ def unsupported_tracepoint_field(tracepoint: TracepointFormat, name: str) -> str
     for field in tracepoint.fields:
         if field.name == name:
             if field.dynamic:
-                return f"{name} is a variable-length (__data_loc) field, not supported yet"
+                return f"{name} is a variable-length field of {field.c_type}, not supported"
             if field.array_length is not None:
-                return f"{name} is an array field ({field.c_type}[]), not supported yet"
+                return f"{name} is an array field ({field.c_type}[]), readable only when it " \
+                    "holds chars"
             return f"{name} has size {field.size}, which is not an integer width"
     return None

@@ -47,7 +47,6 @@ from pykex.ir.nodes import (
     MemZero,
     PacketLen,
     PacketPtr,
-    Raise,
     Return,
     Scalar,
     Store,
@@ -56,9 +55,16 @@ from pykex.ir.nodes import (
     Value,
 )
 from pykex.lang import names
-from pykex.lang.contexts import context_field, unsupported_tracepoint_field
+from pykex.lang.contexts import (
+    ContextLayoutError,
+    context_field,
+    tracepoint_string,
+    unsupported_tracepoint_field,
+)
 from pykex.lang.diagnostics import SourceError
-from pykex.lang.module import FunctionDecl, Module
+from pykex.lang.kernel_calls import KERNEL_FUNCTIONS, KernelCallsMixin
+from pykex.lang.module import FunctionDecl, Module, ProgramSpec, holds_lock
+from pykex.lang.resources import Held, ResourcesMixin
 from pykex.lang.types import (
     BOOL_T,
     I64_T,
@@ -70,12 +76,15 @@ from pykex.lang.types import (
     BytesT,
     ContextT,
     IntT,
+    KernelT,
     LiteralT,
+    LockT,
     MapT,
     NoneT,
     PacketT,
     RefT,
     SliceT,
+    StringT,
     StrT,
     StructT,
     Type,
@@ -84,6 +93,7 @@ from pykex.lang.types import (
 from pykex.lang.values import Local, Operand, Place, State, join
 
 BPF_ANY, BPF_NOEXIST = 0, 1
+SKB_LEN_OFFSET = 0  # struct __sk_buff.len
 MAX_RAISE_VALUES = 3  # what the error channel records
 
 _ARITH = {
@@ -128,7 +138,6 @@ _UNSUPPORTED_STMT = {
     ast.Nonlocal: ("`nonlocal` is not supported", None),
     ast.Try: ("try/except is not supported yet",
               "a failed check ends the program with its on_error verdict"),
-    ast.With: ("`with` is not supported yet", None),
     ast.AsyncWith: ("async code is not supported in extensions", None),
     ast.AsyncFor: ("async code is not supported in extensions", None),
     ast.ClassDef: ("classes can only be declared at module level, as Structs", None),
@@ -157,6 +166,8 @@ class Scope:
     return_slot: int | None = None
     return_label: str | None = None
     return_states: list[State] = field(default_factory=list)
+    held_base: int = 0  # resources held when the function was entered
+    expired: set[str] = field(default_factory=set)  # records whose with block ended
     loops: list[LoopTargets] = field(default_factory=list)
     state: State | None = field(default_factory=State)
 
@@ -167,16 +178,31 @@ class LoopTargets:
     break_label: str
     exhausted: str
     back_edge: bool  # continue is a back edge (while) or a jump to the latch (for)
+    held_depth: int = 0  # resources held when the loop began
     break_states: list[State] = field(default_factory=list)
 
 
 class ModuleLowering:
-    """State shared by every function of a module: the ``.rodata`` strings."""
+    """State shared by every function of a module: the ``.rodata`` strings and the
+    runtime's globals (drop counters, crash-stop flags), each a field of its own."""
 
     def __init__(self, module: Module) -> None:
         self.module = module
         self.rodata = bytearray()
         self._strings: dict[bytes, int] = {}
+        self.drop_counters: list[str] = []  # rings, in the order of their u64 counters
+        self.crash_flags: list[str] = []  # crash_stop programs, one u32 flag each
+
+    def drop_offset(self, ring: str) -> int:
+        """Offset of ring ``ring``'s drop counter in the drops global."""
+        if ring not in self.drop_counters:
+            self.drop_counters.append(ring)
+        return 8 * self.drop_counters.index(ring)
+
+    def flag_offset(self, program: str) -> int:
+        if program not in self.crash_flags:
+            self.crash_flags.append(program)
+        return 4 * self.crash_flags.index(program)
 
     def string(self, data: bytes) -> int:
         """Offset of ``data`` (NUL-terminated) in ``.rodata``."""
@@ -188,11 +214,13 @@ class ModuleLowering:
         return self._strings[data]
 
 
-class FunctionLowering:
+class FunctionLowering(ResourcesMixin, KernelCallsMixin):
     def __init__(self, shared: ModuleLowering, name: str, recursive: set[str],
-                 tracepoint: TracepointFormat | None = None) -> None:
+                 program: ProgramSpec | None = None) -> None:
         self.shared = shared
-        self.tracepoint = tracepoint
+        self.program = program
+        self.tracepoint: TracepointFormat | None = program.tracepoint if program else None
+        self.held: list[Held] = []
         self.module = shared.module
         self.reporter = shared.module.reporter
         self.recursive = recursive
@@ -215,7 +243,10 @@ class FunctionLowering:
         self.fn.blocks.append(self.block)
         self._cache = {}
 
-    def emit(self, instr: Instr) -> None:
+    def emit(self, instr: Instr, checked: bool = True) -> None:
+        """Append ``instr``; ``checked`` refuses helper calls under a spin lock."""
+        if checked:
+            self.check_call_allowed(instr)
         if self.block is None:
             self.start(self.label("unreachable"))
         if instr.loc is None:
@@ -240,7 +271,7 @@ class FunctionLowering:
         instrs = list(before or [])
         for instr in instrs:
             instr.loc = loc
-        instrs.append(Raise(kind, message, args, loc=loc))
+        instrs += self.raise_instrs(kind, message, args, loc)
         self.cold.append(Block(label, instrs))
         return label
 
@@ -330,6 +361,8 @@ class FunctionLowering:
         for name, ty, _ in decl.params:
             self.scope.locals[name] = Local(ty, parameter=True)
             self.scope.state = self.scope.state.assign(name, False)  # type: ignore[union-attr]
+        assert decl.program is not None
+        self.crash_stop_entry(decl.program.on_error)
         self.body(decl.node.body)
         if self.block is not None:
             self.node = decl.node
@@ -472,7 +505,9 @@ class FunctionLowering:
             if not isinstance(container.type, MapT):
                 raise SourceError(target, "del works only on map entries: del m[key]")
             mt = container.type
-            if mt.is_array or mt.kind == "RingBuffer":
+            if not mt.is_keyed:
+                raise SourceError(target, f"cannot delete from {mt.kind} {mt.name}")
+            if mt.is_array:
                 raise SourceError(target, f"cannot delete from {mt.kind} {mt.name}: its "
                                   "entries always exist", "store a zero value instead")
             key_ptr, key_args = self.key_pointer(mt, target.slice)
@@ -533,10 +568,10 @@ class FunctionLowering:
             self.jump(body)
         else:
             on_true, on_false = self.branch_on(node.test, body, exit_)
-        loop = LoopTargets(head, exit_, exhausted, back_edge=True)
+        loop = LoopTargets(head, exit_, exhausted, back_edge=True, held_depth=len(self.held))
         self.run_loop_body(node.body, body, on_true, loop)
-        self.cold.append(Block(exhausted, [Raise("TerminationError", "loop budget exhausted",
-                                                 loc=self.loc(node))]))
+        self.cold.append(Block(exhausted, self.raise_instrs(
+            "TerminationError", "loop budget exhausted", [], self.loc(node))))
         state = join(on_false, *loop.break_states)
         if state is not None:
             self.start(exit_)
@@ -619,7 +654,7 @@ class FunctionLowering:
         assert local.slot is not None
         self.store(Place("frame", local.slot), ty, self.load(counter, counter_type))
         body_state = entry.assign(name, False)
-        loop = LoopTargets(latch, exit_, exhausted, back_edge=False)
+        loop = LoopTargets(latch, exit_, exhausted, back_edge=False, held_depth=len(self.held))
         inner = self.label("iteration")
         self.jump(inner)
         self.run_loop_body(node.body, inner, body_state, loop)
@@ -629,8 +664,8 @@ class FunctionLowering:
         self.emit(BinOp(nxt, "add", value, step_value, counter_type.scalar))
         self.store(counter, counter_type, nxt)
         self.end(LoopBack(head, exhausted))
-        self.cold.append(Block(exhausted, [Raise("TerminationError", "loop budget exhausted",
-                                                 loc=self.loc(node))]))
+        self.cold.append(Block(exhausted, self.raise_instrs(
+            "TerminationError", "loop budget exhausted", [], self.loc(node))))
         self.start(exit_)
         self.scope.state = join(entry, *loop.break_states)
 
@@ -640,12 +675,14 @@ class FunctionLowering:
         loop = self.scope.loops[-1]
         assert self.scope.state is not None
         loop.break_states.append(self.scope.state)
+        self.emit_releases(loop.held_depth)
         self.jump(loop.break_label)
 
     def stmt_Continue(self, node: ast.Continue) -> None:
         if not self.scope.loops:
             raise SourceError(node, "'continue' outside a loop")
         loop = self.scope.loops[-1]
+        self.emit_releases(loop.held_depth)
         if loop.back_edge:
             self.end(LoopBack(loop.continue_label, loop.exhausted))
         else:
@@ -664,6 +701,7 @@ class FunctionLowering:
             elif not isinstance(value.type, IntT):
                 raise SourceError(node.value, f"a program returns an integer, not {value.type}")
             assert value.value is not None
+            self.emit_releases(0)
             self.end(Return(value.value))
             return
         expected = decl.returns
@@ -679,6 +717,7 @@ class FunctionLowering:
             self.put(Place("frame", self.scope.return_slot), expected, value)
         assert self.scope.state is not None and self.scope.return_label is not None
         self.scope.return_states.append(self.scope.state)
+        self.emit_releases(self.scope.held_base)
         self.jump(self.scope.return_label)
 
     def stmt_Raise(self, node: ast.Raise) -> None:
@@ -705,7 +744,10 @@ class FunctionLowering:
             raise SourceError(node, f"an exception carries at most {MAX_RAISE_VALUES} values, "
                               f"got {len(values)}")
         assert kind is not None
-        self.end(Raise(kind, message, values, loc=self.loc(node)))
+        *before, raised = self.raise_instrs(kind, message, values, self.loc(node))
+        for instr in before:
+            self.emit(instr, checked=False)
+        self.end(raised)
 
     def message_parts(self, args: list[ast.expr], placeholder: str) -> tuple[str, list[Value]]:
         pieces: list[str] = []
@@ -734,7 +776,8 @@ class FunctionLowering:
             if not (isinstance(node.msg, ast.Constant) and isinstance(node.msg.value, str)):
                 raise SourceError(node.msg, "an assert message must be a string literal")
             message = node.msg.value.replace("{", "{{").replace("}", "}}")
-        self.cold.append(Block(fail, [Raise("AssertionError", message, loc=self.loc(node))]))
+        self.cold.append(Block(fail, self.raise_instrs("AssertionError", message, [],
+                                                       self.loc(node))))
         self.start(ok)
         self.scope.state = on_true
 
@@ -743,7 +786,10 @@ class FunctionLowering:
     def declare(self, name: str, ty: Type, node: ast.AST) -> Local:
         if isinstance(ty, IntT):
             ty = ty.value
-        if isinstance(ty, IntT | BoolT):
+        if holds_lock(ty):
+            raise SourceError(node, f"a {ty} holds a SpinLock, which lives in map values only",
+                              "look the value up in its map: v = m[key]")
+        if isinstance(ty, IntT | BoolT | KernelT):
             local = Local(ty, slot=self.alloc(8))
         elif isinstance(ty, StructT | ArrayT):
             local = Local(ty, place=Place("frame", self.alloc(ty.size)))
@@ -805,7 +851,7 @@ class FunctionLowering:
 
     def put(self, place: Place, ty: Type, value: Operand) -> None:
         """Store ``value`` (already of type ``ty``) at ``place``."""
-        if isinstance(ty, IntT | BoolT):
+        if isinstance(ty, IntT | BoolT | KernelT):
             assert value.value is not None
             self.store(place, ty, value.value)
         else:
@@ -824,10 +870,19 @@ class FunctionLowering:
             raise SourceError(node, f"{ty.value} does not fit in 64 bits")
         if isinstance(ty, IntT):
             return ty.value
-        if ty.is_data or isinstance(ty, RefT):
+        if isinstance(ty, RefT) and ty.reserved:
+            raise SourceError(node, "a reserved record keeps the name its `with` gave it",
+                              "use that name, or pass it to a function")
+        if holds_lock(ty):
+            raise SourceError(node, f"a {ty} holds a SpinLock, which lives in map values only",
+                              "look the value up in its map: v = m[key]")
+        if ty.is_data or isinstance(ty, RefT | KernelT):
             return ty
         if isinstance(ty, SliceT):
             return ArrayT(U8_T, ty.length)
+        if isinstance(ty, StringT):
+            raise SourceError(node, "a string is copied into a buffer whose type gives its "
+                              "size", f"annotate it: name: Bytes[64] = {ast.unparse(node)}")
         raise SourceError(node, _not_storable(ty, None))
 
     # -- assignment targets ----------------------------------------------------------------
@@ -838,12 +893,20 @@ class FunctionLowering:
             if isinstance(container.type, MapT):
                 self.map_store(container.type, target, value_node)
                 return
-        lvalue = self.lvalue(target)
+        lvalue = self.lvalue(target, whole=True)
         value = self.expr(value_node, expected=lvalue.type)
+        if isinstance(lvalue.type, StructT | ArrayT):
+            if holds_lock(lvalue.type):
+                raise SourceError(target, "a value holding a SpinLock cannot be copied",
+                                  "assign its other fields one by one")
+            assert lvalue.place is not None
+            self.put(lvalue.place, lvalue.type, self.coerce(value, lvalue.type, value_node))
+            return
         self.write_lvalue(lvalue, value, value_node)
 
-    def lvalue(self, target: ast.expr) -> LValue:
-        """Where an assignment to ``target`` stores."""
+    def lvalue(self, target: ast.expr, whole: bool = False) -> LValue:
+        """Where an assignment to ``target`` stores; ``whole`` allows a Struct or
+        Array field or element, assigned as a whole (copied)."""
         self.node = target
         if isinstance(target, ast.Name):
             local = self.scope.locals.get(target.id)
@@ -874,9 +937,13 @@ class FunctionLowering:
                     raise SourceError(target, f"{base.type}.{target.attr} is read-only")
                 return LValue(ty, None, ctx_offset=offset)
             place, ty = self.field_place(base, target)
-            if not isinstance(ty, IntT | BoolT):
-                raise SourceError(target, f"cannot assign a whole {ty} field",
-                                  "assign its fields one by one")
+            if isinstance(ty, LockT):
+                raise SourceError(target, "a SpinLock cannot be assigned",
+                                  f"hold it with `with {ast.unparse(target)}:`")
+            if not isinstance(ty, IntT | BoolT) and not (whole and isinstance(
+                    ty, StructT | ArrayT)):
+                raise SourceError(target, f"cannot update a whole {ty} field this way",
+                                  "update its fields one by one")
             return LValue(ty, place)
         if isinstance(target, ast.Subscript):
             base = self.expr(target.value)
@@ -896,8 +963,9 @@ class FunctionLowering:
                 assert isinstance(ref.value, Temp)
                 return LValue(ref.type.target, Place("ptr", 0, ref.value))
             element, ty = self.element_place(base, target)
-            if not isinstance(ty, IntT | BoolT):
-                raise SourceError(target, f"cannot assign a whole {ty} element")
+            if not isinstance(ty, IntT | BoolT) and not (whole and isinstance(
+                    ty, StructT | ArrayT)):
+                raise SourceError(target, f"cannot update a whole {ty} element this way")
             return LValue(ty, element)
         raise SourceError(target, f"cannot assign to {ast.unparse(target)}")
 
@@ -919,7 +987,7 @@ class FunctionLowering:
         converted = self.coerce(value, value_type, node)
         assert converted.value is not None
         if lvalue.packet_offset is not None:
-            ptr = self.packet_pointer(lvalue.packet_offset, 1, node)
+            ptr = self.packet_pointer(lvalue.packet_offset, 1, node, write=True)
             self.emit(Store(ptr, 0, converted.value, U8))
         elif lvalue.ctx_offset is not None:
             mem = _memory_int(lvalue.type)
@@ -966,11 +1034,13 @@ class FunctionLowering:
 
     def expr_Name(self, node: ast.Name) -> Operand:
         name = node.id
+        if name in self.scope.expired:
+            raise self.expired_use(node)
         local = self.scope.locals.get(name)
         if local is not None:
             self.require_assigned(node)
             ty = local.type
-            if isinstance(ty, IntT | BoolT):
+            if isinstance(ty, IntT | BoolT | KernelT):
                 return Operand(ty, self.load(self.local_place(local), ty))
             if isinstance(ty, StructT | ArrayT):
                 return Operand(ty, place=self.local_place(local))
@@ -1043,11 +1113,17 @@ class FunctionLowering:
         if prelude is not None:
             return self.prelude_value(prelude, node)
         base = self.expr(node.value)
+        if isinstance(base.type, KernelT):
+            return self.kernel_member(base, node)
         if isinstance(base.type, ContextT):
             if node.attr == "packet":
-                if base.type.kind not in ("xdp", "tc"):
+                if base.type.kind not in names.PACKET_KINDS:
                     raise SourceError(node, f"{base.type} has no packet")
                 return Operand(PacketT())
+            if base.type.kind == "tracepoint" and self.tracepoint is not None:
+                found = tracepoint_string(self.tracepoint, node.attr)
+                if found is not None:
+                    return self.tracepoint_string(found)
             offset, ty, _ = self.context_field(base.type, node)
             t = self.temp()
             self.emit(Load(t, self.context(), offset, _memory_int(ty).scalar))
@@ -1061,10 +1137,17 @@ class FunctionLowering:
         place, ty = self.field_place(base, node)
         if isinstance(ty, IntT | BoolT):
             return Operand(ty.value, self.load(place, ty))
+        if isinstance(ty, LockT):
+            raise SourceError(node, "a SpinLock has no value; it is held with `with "
+                              f"{ast.unparse(node)}:`")
         return Operand(ty, place=place)
 
     def context_field(self, ctx: ContextT, node: ast.Attribute) -> tuple[int, Type, bool]:
-        found = context_field(ctx.kind, node.attr, self.tracepoint)
+        kind = self.kind or ctx.kind
+        try:
+            found = context_field(kind, node.attr, self.tracepoint)
+        except ContextLayoutError as failure:
+            raise SourceError(node, str(failure)) from None
         if found is not None:
             return found
         if ctx.kind == "tracepoint" and self.tracepoint is not None:
@@ -1314,9 +1397,13 @@ class FunctionLowering:
             raise SourceError(node, f"expected bool, found {_describe(op.type)}",
                               "compare it, e.g. x != 0")
         if isinstance(ty, StructT | ArrayT):
+            if isinstance(op.type, StringT) and isinstance(ty, ArrayT) and ty.element == U8_T:
+                return self.read_string(op, ty)
             if isinstance(op.type, RefT) and not op.type.optional and op.type.target == ty:
                 assert isinstance(op.value, Temp)
-                return Operand(ty, place=Place("ptr", 0, op.value))
+                # The map is remembered: a function given the value may take its lock.
+                owner = None if op.type.reserved else op.type.map
+                return Operand(ty, place=Place("ptr", 0, op.value, owner))
             if isinstance(op.type, SliceT) and isinstance(ty, ArrayT) and ty == ArrayT(
                 U8_T, op.type.length
             ):
@@ -1383,11 +1470,11 @@ class FunctionLowering:
         slot = Place("frame", self.alloc(8))
         self.start(then)
         self.scope.state = on_true
-        a = self.materialise(self.expr(node.body, expected=expected), node.body)
+        a = self.branch_value(node.body, expected)
         a_block = self.block
         self.start(orelse)
         self.scope.state = on_false
-        b = self.materialise(self.expr(node.orelse, expected=expected), node.orelse)
+        b = self.branch_value(node.orelse, expected)
         if isinstance(a.type, IntT) and isinstance(b.type, IntT):
             ty = self.unify([a, b], node, "choose between")
         elif a.type == b.type and isinstance(a.type, BoolT):
@@ -1406,6 +1493,13 @@ class FunctionLowering:
         self.start(after)
         self.scope.state = join(on_true, on_false)
         return Operand(ty, self.load(slot, ty))
+
+    def branch_value(self, node: ast.expr, expected: Type | None) -> Operand:
+        """A branch of ``a if c else b``: literals take the expected integer type."""
+        value = self.expr(node, expected=expected)
+        if isinstance(value.type, LiteralT) and isinstance(expected, IntT):
+            return self.coerce(value, expected.value, node)
+        return self.materialise(value, node)
 
     def expr_NamedExpr(self, node: ast.NamedExpr) -> Operand:
         return self.assign_name(node.target, node.value, None)
@@ -1610,8 +1704,8 @@ class FunctionLowering:
         if not isinstance(container.type, MapT):
             raise SourceError(node, "`in` tests map membership only: key in m")
         mt = container.type
-        if mt.kind == "RingBuffer":
-            raise SourceError(node, "a RingBuffer has no keys")
+        if not mt.is_keyed:
+            raise SourceError(node, f"a {mt.kind} has no keys code can test")
         ref = self.map_lookup(mt, node.left)
         t = self.temp()
         op = "ne" if isinstance(node.ops[0], ast.In) else "eq"
@@ -1645,8 +1739,9 @@ class FunctionLowering:
         return ref
 
     def map_subscript(self, mt: MapT, node: ast.Subscript, want_ref: bool) -> Operand:
-        if mt.kind == "RingBuffer":
-            raise SourceError(node, "a RingBuffer cannot be indexed", "use rb.output(value)")
+        if not mt.is_keyed:
+            raise SourceError(node, f"a {mt.kind} cannot be indexed in code",
+                              "user space reads it; code uses its methods")
         if isinstance(node.slice, ast.Slice):
             raise SourceError(node, "maps cannot be sliced")
         assert mt.key is not None and mt.value is not None
@@ -1671,8 +1766,9 @@ class FunctionLowering:
         return Operand(ref_type, ref)
 
     def map_store(self, mt: MapT, target: ast.Subscript, value_node: ast.expr) -> None:
-        if mt.kind == "RingBuffer":
-            raise SourceError(target, "a RingBuffer cannot be indexed", "use rb.output(value)")
+        if not mt.is_keyed:
+            raise SourceError(target, f"a {mt.kind} cannot be indexed in code",
+                              "user space fills it; code uses its methods")
         assert mt.key is not None and mt.value is not None
         key = self.coerce(self.expr(target.slice, expected=mt.key), mt.key, target.slice)
         value = self.coerce(self.expr(value_node, expected=mt.value), mt.value, value_node)
@@ -1697,11 +1793,16 @@ class FunctionLowering:
         self.start(ok)
 
     def map_method(self, mt: MapT, node: ast.Call, method: str) -> Operand:
-        if mt.kind == "RingBuffer":
+        if mt.kind in ("RingBuffer", "PerfEventArray"):
             if method != "output":
-                raise SourceError(node, f"RingBuffer has no method {method!r}",
-                                  "use rb.output(value)")
-            return self.ringbuf_output(mt, node)
+                hint = ("use rb.output(value), or `with rb.reserve(T) as r:`"
+                        if mt.kind == "RingBuffer" else "use events.output(value)")
+                raise SourceError(node, f"{mt.kind} has no method {method!r}", hint)
+            return self.output_record(mt, node)
+        if not mt.is_keyed:
+            raise SourceError(node.func, f"{mt.kind} {mt.name} has no methods",
+                              "a StackTrace is filled by ctx.get_stackid(), a DevMap read by "
+                              "redirect_map()")
         if method == "get":
             _expect_args(node, 1, f"{mt.name}.get(key)")
             assert mt.value is not None
@@ -1747,35 +1848,44 @@ class FunctionLowering:
         ptr, _ = self.data_pointer(key, mt.key)  # type: ignore[arg-type]
         return ptr
 
-    def ringbuf_output(self, mt: MapT, node: ast.Call) -> Operand:
-        _expect_args(node, 1, f"{mt.name}.output(value)")
-        value = self.materialise(self.expr(node.args[0]), node.args[0])
-        if not value.type.is_data and not isinstance(value.type, RefT):
-            raise SourceError(node.args[0], f"cannot send a {_describe(value.type)}")
-        if isinstance(value.type, RefT):
-            value = self.coerce(value, value.type.target, node.args[0])
-        ptr, _ = self.data_pointer(value, value.type)
-        m = self.temp("map", pointer=True)
-        self.emit(MapRef(m, mt.name))
-        err = self.temp("err")
-        self.emit(Call(err, "bpf_ringbuf_output", [m, ptr, _size(value.type), 0]))
-        ok = self.label("sent")
-        fail = self.cold_raise("MemoryError", f"ring buffer {mt.name} is full (error {{}})",
-                               [err], node)
-        self.end_branch("ne", err, 0, True, fail, ok)
-        self.start(ok)
-        return Operand(NoneT())
-
     # -- packets ------------------------------------------------------------------------------
 
-    def packet_pointer(self, offset: Value, size: int, node: ast.AST) -> Temp:
+    def packet_pointer(self, offset: Value, size: int, node: ast.AST, write: bool = False
+                       ) -> Temp:
+        """A pointer to ``size`` checked bytes of the packet at ``offset``.
+
+        Socket filters cannot reach packet memory directly: their reads copy the
+        bytes into the frame with ``bpf_skb_load_bytes``, which checks the bounds.
+        """
+        if write and self.kind not in (None, *names.WRITABLE_PACKET_KINDS):
+            raise SourceError(node, f"{self.kind} programs can only read the packet")
         length = self.temp("len")
+        if self.kind == "socket_filter":
+            length_load = Load(length, self.context(), SKB_LEN_OFFSET, U32)
+            fail = self.cold_raise("IndexError", "packet offset {} + {} > length {}",
+                                   [offset, size, length], node, before=[length_load])
+            slot = Place("frame", self.alloc(size))
+            copy = self.pointer_to(slot)
+            err = self.temp("err")
+            self.emit(Call(err, "bpf_skb_load_bytes", [self.context(), offset, copy, size]))
+            ok = self.label("loaded")
+            self.end_branch("ne", err, 0, False, fail, ok)
+            self.start(ok)
+            return self.pointer_to(slot)
         fail = self.cold_raise(
             "IndexError", "packet offset {} + {} > length {}", [offset, size, length], node,
             before=[PacketLen(length)])
         ptr = self.temp("pkt", pointer=True)
         self.emit(PacketPtr(ptr, offset, size, fail))
         return ptr
+
+    def packet_length(self) -> Temp:
+        t = self.temp("len")
+        if self.kind == "socket_filter":
+            self.emit(Load(t, self.context(), SKB_LEN_OFFSET, U32))
+        else:
+            self.emit(PacketLen(t))
+        return t
 
     def packet_method(self, node: ast.Call, method: str) -> Operand:
         if method == "read":
@@ -1819,7 +1929,7 @@ class FunctionLowering:
             if not memory.is_data:
                 raise SourceError(node.args[1], f"cannot write a {_describe(value.type)}")
             size = _size(memory)
-            ptr = self.packet_pointer(offset, size, node)
+            ptr = self.packet_pointer(offset, size, node, write=True)
             if isinstance(memory, IntT | BoolT):
                 assert value.value is not None
                 self.emit(Store(ptr, 0, value.value, _memory_int(memory).scalar,
@@ -1928,9 +2038,7 @@ class FunctionLowering:
             _expect_args(node, 1, "len(ctx.packet)")
             target = self.expr(node.args[0])
             if isinstance(target.type, PacketT):
-                t = self.temp("len")
-                self.emit(PacketLen(t))
-                return Operand(U32_T, t)
+                return Operand(U32_T, self.packet_length())
             if isinstance(target.type, ArrayT):
                 return Operand(LiteralT(target.type.length), target.type.length)
             if isinstance(target.type, SliceT):
@@ -1968,6 +2076,10 @@ class FunctionLowering:
                                       f"{target.scalar.max}; use {target}({value.type.value} "
                                       f"& {target.scalar.mask:#x}) to wrap")
                 return Operand(target, value.type.value)
+            if (isinstance(value.type, KernelT) and value.type.pointer) or (
+                    isinstance(value.type, StringT) and isinstance(value.value, Temp)
+                    and not value.value.pointer):
+                value = Operand(U64_T, value.value)  # the address, e.g. to compare with 0
             if not isinstance(value.type, IntT | BoolT):
                 raise SourceError(node.args[0], f"cannot convert {_describe(value.type)} to "
                                   f"{target}")
@@ -1997,6 +2109,8 @@ class FunctionLowering:
             assert isinstance(ty, IntT)
             value = self.coerce(self.expr(node.args[0], expected=ty), ty, node.args[0])
             return self.byte_swap(value, ty)
+        if prelude in KERNEL_FUNCTIONS:
+            return self.kernel_function(prelude, node)
         if prelude == "atomic_add":
             return self.atomic_add(node)
         if prelude == "print":
@@ -2064,6 +2178,10 @@ class FunctionLowering:
             return self.map_method(base.type, node, method)
         if isinstance(base.type, PacketT):
             return self.packet_method(node, method)
+        if isinstance(base.type, ContextT) and method == "get_stackid":
+            return self.get_stackid(node)
+        if isinstance(base.type, ContextT) and base.type.kind == "kprobe":
+            return self.probe_method(node, method)
         if isinstance(base.type, ContextT) and base.type.kind == "raw_tracepoint":
             if method != "arg":
                 raise SourceError(node.func, f"RawTracepointContext has no method {method!r}",
@@ -2137,6 +2255,7 @@ class FunctionLowering:
         scope.locals = bound
         scope.state = State(frozenset(bound))
         scope.return_label = self.label(f"{decl.name}_return")
+        scope.held_base = len(self.held)
         if decl.returns.is_data:
             scope.return_slot = self.alloc(_size(decl.returns))
         self.scope = scope
@@ -2195,6 +2314,8 @@ def _assign(dst: Temp, src: Value) -> Instr:
 def _memory_int(ty: Type) -> IntT:
     if isinstance(ty, BoolT):
         return IntT(BOOL)
+    if isinstance(ty, KernelT):
+        return U64_T
     assert isinstance(ty, IntT)
     return ty
 

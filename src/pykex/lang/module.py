@@ -19,10 +19,12 @@ from pykex.btf import BTFError, TracepointFormat, tracepoint_format
 from pykex.ir.nodes import Loc, MapDecl
 from pykex.lang import names
 from pykex.lang.diagnostics import Reporter, SourceError
+from pykex.lang.prelude import SpinLock
 from pykex.lang.types import (
     BOOL_T,
     U8_T,
     U32_T,
+    U64_T,
     ArrayT,
     BoolT,
     ContextT,
@@ -35,6 +37,22 @@ from pykex.lang.types import (
 )
 
 TracepointSource = Callable[[str, str], TracepointFormat]
+
+
+def holds_lock(ty: Type) -> bool:
+    """Whether values of ``ty`` contain a SpinLock (which only map values may)."""
+    lt = getattr(ty, "layout", None)
+    return (isinstance(lt, layout.StructType) and any(f.type is SpinLock for f in lt.fields)) or (
+        isinstance(ty, ArrayT) and holds_lock(ty.element))
+
+
+def lock_offset(ty: Type) -> int | None:
+    """Byte offset of the SpinLock field of Struct ``ty``, if it has one."""
+    if isinstance(ty, StructT):
+        for f in ty.layout.fields:
+            if f.type is SpinLock:
+                return f.offset
+    return None
 
 BPF_F_NO_PREALLOC = 1 << 0
 BPF_F_RDONLY_PROG = 1 << 7
@@ -227,6 +245,10 @@ def resolve_type(module: Module, node: ast.expr | None, *, allow_context: bool =
     prelude = module.prelude_name(node)
     if prelude in names.SCALARS:
         return names.SCALARS[prelude]
+    if prelude == "SpinLock":
+        raise SourceError(node, "a SpinLock exists only as a field of a Struct kept in a map",
+                          "declare `lock: SpinLock` in a Struct and store it in a HashMap "
+                          "or ArrayMap")
     if prelude in names.CONTEXTS:
         if not allow_context:
             raise SourceError(node, f"{prelude} can only be the parameter of a program")
@@ -259,7 +281,7 @@ def resolve_type(module: Module, node: ast.expr | None, *, allow_context: bool =
             length = fold_int(module, node.slice)
             if length < 1:
                 raise SourceError(node.slice, f"Bytes length must be positive, got {length}")
-            return ArrayT(U8_T, length)
+            return ArrayT(U8_T, length, text=True)
         if base == "Optional" or (isinstance(node.value, ast.Name) and node.value.id == "Optional"):
             raise SourceError(node, "optional values exist only as map lookups",
                               "use m.get(k) and test it with `is not None`")
@@ -410,7 +432,16 @@ def _struct(module: Module, node: ast.ClassDef) -> None:
         if item.value is not None:
             raise SourceError(item.value, "Struct fields cannot have defaults",
                               "missing fields are zero when a Struct is built")
+        if module.prelude_name(item.annotation) == "SpinLock":
+            if any(lt is SpinLock for _, lt in fields):
+                raise SourceError(item.annotation, "a Struct holds at most one SpinLock",
+                                  "the kernel allows one lock per map value")
+            fields.append((item.target.id, SpinLock))
+            continue
         ty = resolve_type(module, item.annotation)
+        if isinstance(ty, StructT | ArrayT) and holds_lock(ty):
+            raise SourceError(item.annotation, "a SpinLock must be a direct field of the Struct "
+                              "stored in the map, not nested in another Struct or Array")
         if not ty.is_data:
             raise SourceError(item.annotation, f"{ty} cannot be a Struct field")
         if item.target.id.startswith("_"):
@@ -448,6 +479,13 @@ def _map_class(module: Module, func: ast.expr) -> str | None:
     return prelude if prelude in names.MAP_KINDS else None
 
 
+# map class -> the one option it takes (None: no options)
+_MAP_OPTION = {"RingBuffer": "size", "PerfEventArray": None}
+STACK_DEPTH = 127  # PERF_MAX_STACK_DEPTH: frames a stack trace map value holds
+# Kinds whose values may hold a SpinLock (the kernel's rule).
+_LOCK_MAP_KINDS = ("HashMap", "ArrayMap")
+
+
 def _map(module: Module, name: str, call: ast.Call) -> None:
     cls = _map_class(module, call.func)
     assert cls is not None
@@ -464,17 +502,17 @@ def _map(module: Module, name: str, call: ast.Call) -> None:
         if keyword.arg is None:
             raise SourceError(keyword, "map options are named: max_entries=N")
         options[keyword.arg] = fold_int(module, keyword.value)
+    wanted = _MAP_OPTION.get(cls, "max_entries")
     if call.args:
         raise SourceError(call.args[0], "map options are named",
-                          "write max_entries=N" if arity else "write size=N")
-    wanted = "size" if kind == "RINGBUF" else "max_entries"
+                          f"write {wanted}=N" if wanted else f"write {cls}()")
     unknown = set(options) - {wanted}
     if unknown:
         raise SourceError(call, f"{cls} has no option {sorted(unknown)[0]!r}",
-                          f"{cls} takes {wanted}=N")
-    if wanted not in options:
+                          f"{cls} takes {wanted}=N" if wanted else f"write {cls}()")
+    if wanted is not None and wanted not in options:
         raise SourceError(call, f"{cls} needs {wanted}=N")
-    count = options[wanted]
+    count = options.get(wanted, 0) if wanted else 0
     key: Type | None = None
     value: Type | None = None
     flags = 0
@@ -483,10 +521,18 @@ def _map(module: Module, name: str, call: ast.Call) -> None:
             raise SourceError(call, f"ring buffer size must be a power of two of at least "
                               f"{PAGE_SIZE}, got {count}")
         key_size = value_size = 0
+    elif kind == "PERF_EVENT_ARRAY":
+        # One entry per possible CPU, filled in when the map is created.
+        key, value = U32_T, U32_T
+        key_size = value_size = 4
     else:
         if count < 1:
             raise SourceError(call, f"max_entries must be at least 1, got {count}")
-        if arity == 2:
+        if kind == "STACK_TRACE":
+            key, value = U32_T, ArrayT(U64_T, STACK_DEPTH)
+        elif kind == "DEVMAP":
+            key, value = U32_T, U32_T
+        elif arity == 2:
             key = resolve_type(module, params[0])
             value = resolve_type(module, params[1])
         else:
@@ -495,6 +541,11 @@ def _map(module: Module, name: str, call: ast.Call) -> None:
             if not part.is_data:
                 raise SourceError(call, f"a map {what} must be an integer, bool, Struct or "
                                   f"Array, not {part}")
+        if holds_lock(key):
+            raise SourceError(params[0], "a map key cannot hold a SpinLock")
+        if holds_lock(value) and cls not in _LOCK_MAP_KINDS:
+            raise SourceError(params[-1], f"{cls} values cannot hold a SpinLock",
+                              "the kernel allows locks in HashMap and ArrayMap values only")
         if kind == "LPM_TRIE":
             flags = BPF_F_NO_PREALLOC
             first = key.field("prefixlen") if isinstance(key, StructT) else None
@@ -524,6 +575,9 @@ def _global(module: Module, node: ast.AnnAssign, sections: dict[str, list[Global
     ty = resolve_type(module, node.annotation)
     if not ty.is_data:
         raise SourceError(node.annotation, f"a global cannot hold {ty}")
+    if holds_lock(ty):
+        raise SourceError(node.annotation, "a SpinLock lives in map values only",
+                          "keep the Struct in an ArrayMap with max_entries=1")
     if node.value is None:
         raise SourceError(node, f"global {name} needs an initial value", f"write {name}: "
                           f"{ast.unparse(node.annotation)} = 0")
@@ -634,31 +688,33 @@ def _is_int_annotation(module: Module, node: ast.expr) -> bool:
 def _program(module: Module, node: ast.FunctionDef, decorator: ast.expr,
              tracepoints: TracepointSource | None) -> ProgramSpec:
     call = decorator if isinstance(decorator, ast.Call) else None
-    kind = names.PROGRAM_DECORATORS.get(module.prelude_name(call.func if call else decorator)
-                                        or "")
+    decorator_name = module.prelude_name(call.func if call else decorator) or ""
+    kind = names.PROGRAM_DECORATORS.get(decorator_name)
     if kind is None:
-        raise SourceError(decorator, "unknown decorator",
-                          "programs are marked with @xdp, @tc, @tracepoint or @raw_tracepoint")
-    positional = call.args if call else []
+        known = ", ".join(f"@{name}" for name in names.PROGRAM_DECORATORS)
+        raise SourceError(decorator, "unknown decorator", f"programs are marked with {known}")
+    positional = list(call.args) if call else []
     keywords = {k.arg: k.value for k in call.keywords} if call else {}
     attach: dict[str, object] = {}
     on_error = names.DEFAULT_ON_ERROR[kind]
     if "on_error" in keywords:
         on_error = fold_int(module, keywords.pop("on_error"))
-    context = ContextT(kind)
+    if "crash_stop" in keywords:
+        attach["crash_stop"] = bool(fold(module, keywords.pop("crash_stop")).value)
+    context = ContextT(names.CONTEXT_OF_KIND.get(kind, kind))
     tracepoint = None
-    if kind == "tc":
-        direction = keywords.pop("direction", positional[0] if positional else None)
+    if kind in ("tc", "cgroup_skb"):
+        direction = keywords.pop("direction", positional.pop(0) if positional else None)
         text = "ingress"
         if direction is not None:
             if not isinstance(direction, ast.Constant) or direction.value not in (
                 "ingress", "egress"
             ):
-                raise SourceError(direction, 'tc direction must be "ingress" or "egress"')
+                raise SourceError(direction, f'{kind} direction must be "ingress" or "egress"')
             text = direction.value
         attach["direction"] = text
     elif kind in ("tracepoint", "raw_tracepoint"):
-        target = positional[0] if positional else keywords.pop("name", None)
+        target = positional.pop(0) if positional else keywords.pop("name", None)
         if not isinstance(target, ast.Constant) or not isinstance(target.value, str):
             shape = '"group/name"' if kind == "tracepoint" else '"name"'
             raise SourceError(decorator, f"@{kind} needs the tracepoint's name: @{kind}({shape})")
@@ -674,8 +730,25 @@ def _program(module: Module, node: ast.FunctionDef, decorator: ast.expr,
             except BTFError as failure:
                 raise SourceError(target, f"cannot read tracepoint {target.value}: {failure}",
                                   "list them in /sys/kernel/tracing/events") from None
-    elif positional:
-        raise SourceError(positional[0], f"@{kind} takes only named options")
+    elif kind == "kprobe":
+        parts = ("binary", "symbol") if decorator_name.startswith("u") else ("function",)
+        for part in parts:
+            value = positional.pop(0) if positional else keywords.pop(part, None)
+            if not isinstance(value, ast.Constant) or not isinstance(value.value, str):
+                shape = ", ".join(f'"{p}"' for p in parts)
+                raise SourceError(decorator, f"@{decorator_name} needs the probed "
+                                  f"{' and '.join(parts)}: @{decorator_name}({shape})")
+            attach[part] = value.value
+        if decorator_name.endswith("retprobe"):
+            attach["retprobe"] = True
+    if positional:
+        raise SourceError(positional[0], f"@{decorator_name} takes only named options here")
+    if "crash_stop" in attach and kind != "xdp":
+        # Every kind could have it; XDP is where Rex offers it and where a
+        # misbehaving extension costs most.
+        raise SourceError(decorator, f"@{decorator_name} has no option 'crash_stop'",
+                          "crash_stop is available on @xdp programs")
     if keywords:
-        raise SourceError(decorator, f"@{kind} has no option {next(iter(keywords))!r}")
+        raise SourceError(decorator, f"@{decorator_name} has no option "
+                          f"{next(iter(keywords))!r}")
     return ProgramSpec(kind, on_error, attach, context, tracepoint)

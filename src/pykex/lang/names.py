@@ -29,13 +29,25 @@ MAP_KINDS: dict[str, tuple[str, int]] = {
     "ArrayMap": ("ARRAY", 1),
     "PerCpuArray": ("PERCPU_ARRAY", 1),
     "RingBuffer": ("RINGBUF", 0),
+    "PerfEventArray": ("PERF_EVENT_ARRAY", 0),
+    "StackTrace": ("STACK_TRACE", 0),
+    "DevMap": ("DEVMAP", 0),
 }
 
+# decorator -> program kind (uprobes and kretprobes are kprobe programs that
+# attach differently)
 PROGRAM_DECORATORS = {
     "xdp": "xdp",
     "tc": "tc",
     "tracepoint": "tracepoint",
     "raw_tracepoint": "raw_tracepoint",
+    "perf_event": "perf_event",
+    "kprobe": "kprobe",
+    "kretprobe": "kprobe",
+    "uprobe": "kprobe",
+    "uretprobe": "kprobe",
+    "socket_filter": "socket_filter",
+    "cgroup_skb": "cgroup_skb",
 }
 
 CONTEXTS = {
@@ -43,19 +55,35 @@ CONTEXTS = {
     "TcContext": "tc",
     "TracepointContext": "tracepoint",
     "RawTracepointContext": "raw_tracepoint",
+    "ProbeContext": "kprobe",
+    "PerfEventContext": "perf_event",
+    "SkbContext": "socket_filter",
 }
+
+# Program kinds that share a context class with another kind.
+CONTEXT_OF_KIND = {"cgroup_skb": "socket_filter"}
 
 DEFAULT_ON_ERROR = {
     "xdp": prelude.XDP_ABORTED,
     "tc": prelude.TC_ACT_OK,
     "tracepoint": 0,
     "raw_tracepoint": 0,
+    "perf_event": 0,
+    "kprobe": 0,
+    "socket_filter": prelude.SK_PASS,
+    "cgroup_skb": prelude.SK_PASS,
 }
+
+# Kinds whose context holds a packet, and those that may also change it.
+PACKET_KINDS = frozenset({"xdp", "tc", "socket_filter", "cgroup_skb"})
+WRITABLE_PACKET_KINDS = frozenset({"xdp", "tc"})
+# Kinds the kernel lets read kernel stacks (bpf_get_stackid, bpf_get_stack).
+TRACING_KINDS = frozenset({"tracepoint", "raw_tracepoint", "kprobe", "perf_event"})
 
 CONSTANTS: dict[str, int] = {
     name: getattr(prelude, name)
     for name in prelude.__all__
-    if name.startswith(("XDP_", "TC_ACT_"))
+    if name.startswith(("XDP_", "TC_ACT_", "SK_", "BPF_F_"))
 }
 
 # helper name -> (kernel helper, result type)
@@ -64,6 +92,8 @@ HELPERS: dict[str, tuple[str, Type]] = {
     "pid_tgid": ("bpf_get_current_pid_tgid", U64_T),
     "current_pid": ("bpf_get_current_pid_tgid", U32_T),
     "smp_processor_id": ("bpf_get_smp_processor_id", U32_T),
+    "uid_gid": ("bpf_get_current_uid_gid", U64_T),
+    "get_prandom_u32": ("bpf_get_prandom_u32", U32_T),
 }
 
 BYTE_SWAPS: dict[str, Type] = {"ntohs": U16_T, "htons": U16_T, "ntohl": U32_T, "htonl": U32_T}

@@ -15,6 +15,7 @@ object does it, which helps unit-testing pure logic; kernel-only behaviour
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 import typing
@@ -24,6 +25,7 @@ from typing import Any, Generic, TypeVar, overload
 from pykex.layout import (
     Array,
     Bytes,
+    Int,
     Struct,
     be16,
     be32,
@@ -58,6 +60,15 @@ TC_ACT_QUEUED = 5
 TC_ACT_REPEAT = 6
 TC_ACT_REDIRECT = 7
 
+
+# Socket filters return how many bytes of the packet to keep; cgroup skb programs
+# return whether the packet may pass.
+SK_DROP, SK_PASS = 0, 1
+
+# bpf_get_stackid flags (``include/uapi/linux/bpf.h``).
+BPF_F_USER_STACK = 1 << 8
+BPF_F_FAST_STACK_CMP = 1 << 9
+BPF_F_REUSE_STACKID = 1 << 10
 
 # -- exceptions --------------------------------------------------------------------
 
@@ -166,16 +177,72 @@ class PerCpuArray(_IndexedMap[V]):
     """``PerCpuArray[V](max_entries=N)``: one array per CPU; code sees its CPU's."""
 
 
+class DevMap(_IndexedMap[V]):
+    """``DevMap(max_entries=N)``: BPF_MAP_TYPE_DEVMAP, interface indexes (u32) that
+    ``redirect_map(devices, i)`` sends packets to."""
+
+
 class RingBuffer:
     """``RingBuffer(size=N)``: records sent to userspace; ``size`` a power-of-two
-    multiple of the page size. ``output(value)`` sends one record."""
+    multiple of the page size. ``output(value)`` sends one record;
+    ``with rb.reserve(T) as r:`` fills one in place and sends it when the block
+    ends (and throws it away if the block raises). A record that finds the ring
+    full is counted as dropped, never raised."""
 
     def __init__(self, *, size: int) -> None:
         self.size = size
         self.records: list[Any] = []
+        self.dropped = 0
 
     def output(self, value: Any) -> None:
         self.records.append(value)
+
+    def reserve(self, kind: type[T]) -> _Reservation[T]:
+        return _Reservation(self, kind)
+
+
+class _Reservation(Generic[T]):
+    """``with rb.reserve(T) as r:`` in CPython: submitted on normal exit only."""
+
+    def __init__(self, ring: RingBuffer, kind: type[T]) -> None:
+        self.ring = ring
+        self.record = kind.zero()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> T:
+        return self.record  # type: ignore[no-any-return]
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if kind is None:
+            self.ring.records.append(self.record)
+
+
+class PerfEventArray:
+    """``PerfEventArray()``: BPF_MAP_TYPE_PERF_EVENT_ARRAY, one perf buffer per CPU;
+    ``output(value)`` sends a record to the current CPU's buffer."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def output(self, value: Any) -> None:
+        self.records.append(value)
+
+
+class StackTrace:
+    """``StackTrace(max_entries=N)``: BPF_MAP_TYPE_STACK_TRACE, call stacks stored
+    by id; ``ctx.get_stackid(stacks)`` records the current one."""
+
+    def __init__(self, *, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+
+
+class SpinLock(Int, size=4):
+    """A ``struct bpf_spin_lock`` field of a Struct kept in a map: ``with v.lock:``
+    holds it for the block. In CPython it is a plain u32 and locks nothing."""
+
+    # The kernel finds map-value locks by this BTF struct name.
+    btf_struct = "bpf_spin_lock"
 
 
 # -- contexts --------------------------------------------------------------------------
@@ -267,6 +334,50 @@ class RawTracepointContext:
         return self.args[index]
 
 
+class ProbeContext:
+    """What ``@kprobe``, ``@kretprobe``, ``@uprobe`` and ``@uretprobe`` programs
+    receive: the probed function's registers (``struct pt_regs``). ``arg(i)``
+    is its i-th integer argument (0..5), ``ret()`` its return value, ``ip`` and
+    ``sp`` the instruction and stack pointers, all u64."""
+
+    def __init__(self, *args: int, ret: int = 0, ip: int = 0, sp: int = 0) -> None:
+        self.args = args
+        self._ret = ret
+        self.ip = ip
+        self.sp = sp
+
+    def arg(self, index: int) -> int:
+        return self.args[index]
+
+    def ret(self) -> int:
+        return self._ret
+
+
+class PerfEventContext:
+    """What a ``@perf_event`` program receives at each sample: ``sample_period``,
+    ``addr``, ``ip``; ``get_stackid(stacks, user=False)`` stores the current call
+    stack in a ``StackTrace`` map and gives its id."""
+
+    def __init__(self, sample_period: int = 0, addr: int = 0, ip: int = 0) -> None:
+        self.sample_period = sample_period
+        self.addr = addr
+        self.ip = ip
+
+    def get_stackid(self, stacks: StackTrace, user: bool = False) -> int:
+        raise TypeError("get_stackid works on compiled code only")
+
+
+class SkbContext:
+    """What ``@socket_filter`` and ``@cgroup_skb`` programs receive: ``packet`` (read
+    only) and the ``__sk_buff`` fields ``len``, ``protocol``, ``ifindex``, ``mark``..."""
+
+    def __init__(self, data: bytes = b"", **fields: int) -> None:
+        self.packet = Packet(data)
+        self.len = len(data)
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+
 # -- program decorators -------------------------------------------------------------------
 
 
@@ -282,9 +393,11 @@ def _program(kind: str, on_error: int, **attach: object) -> Callable[[F], F]:
     return mark
 
 
-def xdp(on_error: int = XDP_ABORTED) -> Callable[[F], F]:
-    """An XDP program; ``on_error`` is the verdict returned when it raises."""
-    return _program("xdp", on_error)
+def xdp(on_error: int = XDP_ABORTED, crash_stop: bool = False) -> Callable[[F], F]:
+    """An XDP program; ``on_error`` is the verdict returned when it raises.
+    With ``crash_stop`` the program disables itself after an exception (every
+    later run returns ``on_error`` at once) until user space re-enables it."""
+    return _program("xdp", on_error, **({"crash_stop": True} if crash_stop else {}))
 
 
 def tc(direction: str = "ingress", on_error: int = TC_ACT_OK) -> Callable[[F], F]:
@@ -302,6 +415,45 @@ def tracepoint(name: str, on_error: int = 0) -> Callable[[F], F]:
 def raw_tracepoint(name: str, on_error: int = 0) -> Callable[[F], F]:
     """A raw tracepoint program on ``name`` (``"sched_switch"``)."""
     return _program("raw_tracepoint", on_error, tracepoint=name)
+
+
+def perf_event(on_error: int = 0) -> Callable[[F], F]:
+    """A perf event program (sampling; attach with a frequency or period)."""
+    return _program("perf_event", on_error)
+
+
+def kprobe(function: str, on_error: int = 0) -> Callable[[F], F]:
+    """A kprobe on entry to kernel ``function``."""
+    return _program("kprobe", on_error, function=function)
+
+
+def kretprobe(function: str, on_error: int = 0) -> Callable[[F], F]:
+    """A kprobe on return from kernel ``function`` (``ctx.ret()``)."""
+    return _program("kprobe", on_error, function=function, retprobe=True)
+
+
+def uprobe(binary: str, symbol: str, on_error: int = 0) -> Callable[[F], F]:
+    """A uprobe on entry to ``symbol`` of the executable or library ``binary``."""
+    return _program("kprobe", on_error, binary=binary, symbol=symbol)
+
+
+def uretprobe(binary: str, symbol: str, on_error: int = 0) -> Callable[[F], F]:
+    """A uprobe on return from ``symbol`` of ``binary`` (``ctx.ret()``)."""
+    return _program("kprobe", on_error, binary=binary, symbol=symbol, retprobe=True)
+
+
+def socket_filter(on_error: int = SK_PASS) -> Callable[[F], F]:
+    """A socket filter: returns how many bytes of each packet the socket keeps
+    (0 drops it)."""
+    return _program("socket_filter", on_error)
+
+
+def cgroup_skb(direction: str = "ingress", on_error: int = SK_PASS) -> Callable[[F], F]:
+    """A cgroup skb program on ``"ingress"`` or ``"egress"``: returns ``SK_PASS``
+    or ``SK_DROP``."""
+    if direction not in ("ingress", "egress"):
+        raise ValueError('direction must be "ingress" or "egress"')
+    return _program("cgroup_skb", on_error, direction=direction)
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -325,6 +477,63 @@ def current_pid() -> int:
 def smp_processor_id() -> int:
     """The CPU running the program (``bpf_get_smp_processor_id``), a u32."""
     return os.sched_getcpu() if hasattr(os, "sched_getcpu") else 0
+
+
+def uid_gid() -> int:
+    """``gid << 32 | uid`` of the current task (``bpf_get_current_uid_gid``), a u64."""
+    return os.getgid() << 32 | os.getuid()
+
+
+def comm() -> bytes:
+    """The current task's name (``bpf_get_current_comm``), a ``Bytes[16]``."""
+    try:
+        with open(f"/proc/{threading.get_native_id()}/comm", "rb") as f:
+            name = f.read().rstrip(b"\n")
+    except OSError:
+        name = b""
+    return name[:15].ljust(16, b"\0")
+
+
+def get_prandom_u32() -> int:
+    """A pseudo-random u32 (``bpf_get_prandom_u32``); not for cryptography."""
+    return random.getrandbits(32)
+
+
+def current_task() -> Any:
+    """The current ``task_struct`` (``bpf_get_current_task``); its members are read
+    with their vmlinux BTF offsets (``current_task().real_parent.tgid``)."""
+    raise TypeError("current_task() reads kernel memory: compiled code only")
+
+
+def user_string(address: int) -> Any:
+    """The NUL-terminated string at user address ``address``; assign it to a
+    ``Bytes[N]`` buffer, which receives at most N - 1 characters and a NUL."""
+    raise TypeError("user_string() reads user memory: compiled code only")
+
+
+def kernel_string(address: int) -> Any:
+    """Like :func:`user_string`, for a string in kernel memory."""
+    raise TypeError("kernel_string() reads kernel memory: compiled code only")
+
+
+def _packet_only(name: str) -> Callable[..., Any]:
+    def helper(*args: Any) -> Any:
+        raise TypeError(f"{name}() changes a packet in the kernel: compiled code only")
+
+    helper.__name__ = name
+    return helper
+
+
+xdp_adjust_head = _packet_only("xdp_adjust_head")
+xdp_adjust_tail = _packet_only("xdp_adjust_tail")
+redirect = _packet_only("redirect")
+redirect_map = _packet_only("redirect_map")
+skb_load_bytes = _packet_only("skb_load_bytes")
+skb_store_bytes = _packet_only("skb_store_bytes")
+csum_diff = _packet_only("csum_diff")
+l3_csum_replace = _packet_only("l3_csum_replace")
+l4_csum_replace = _packet_only("l4_csum_replace")
+get_stack = _packet_only("get_stack")
 
 
 def atomic_add(place: int, amount: int) -> None:
@@ -358,6 +567,11 @@ def htonl(value: int) -> int:
 
 
 __all__ = [
+    "BPF_F_FAST_STACK_CMP",
+    "BPF_F_REUSE_STACKID",
+    "BPF_F_USER_STACK",
+    "SK_DROP",
+    "SK_PASS",
     "TC_ACT_OK",
     "TC_ACT_PIPE",
     "TC_ACT_QUEUED",
@@ -375,14 +589,21 @@ __all__ = [
     "Array",
     "ArrayMap",
     "Bytes",
+    "DevMap",
     "HashMap",
     "LpmTrie",
     "LruHashMap",
     "Packet",
     "PerCpuArray",
     "PerCpuHashMap",
+    "PerfEventArray",
+    "PerfEventContext",
+    "ProbeContext",
     "RawTracepointContext",
     "RingBuffer",
+    "SkbContext",
+    "SpinLock",
+    "StackTrace",
     "Struct",
     "TcContext",
     "TerminationError",
@@ -393,24 +614,47 @@ __all__ = [
     "be32",
     "be64",
     "bool_",
+    "cgroup_skb",
+    "comm",
+    "csum_diff",
     "current_pid",
+    "current_task",
+    "get_prandom_u32",
+    "get_stack",
     "htonl",
     "htons",
     "i8",
     "i16",
     "i32",
     "i64",
+    "kernel_string",
+    "kprobe",
+    "kretprobe",
     "ktime_ns",
+    "l3_csum_replace",
+    "l4_csum_replace",
     "ntohl",
     "ntohs",
+    "perf_event",
     "pid_tgid",
     "raw_tracepoint",
+    "redirect",
+    "redirect_map",
+    "skb_load_bytes",
+    "skb_store_bytes",
     "smp_processor_id",
+    "socket_filter",
     "tc",
     "tracepoint",
     "u8",
     "u16",
     "u32",
     "u64",
+    "uid_gid",
+    "uprobe",
+    "uretprobe",
+    "user_string",
     "xdp",
+    "xdp_adjust_head",
+    "xdp_adjust_tail",
 ]

@@ -11,7 +11,7 @@ gives them one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pykex import layout
 from pykex.ir.nodes import BOOL, I8, I16, I32, I64, U8, U16, U32, U64, Scalar
@@ -141,8 +141,12 @@ class StructT(Type):
 
 @dataclass(frozen=True)
 class ArrayT(Type):
+    """``Array[T, N]``; ``Bytes[N]`` is the same array of u8 that user space reads
+    as ``bytes`` (``text``) rather than a list of ints."""
+
     element: Type
     length: int
+    text: bool = field(default=False, compare=False)
 
     @property
     def is_data(self) -> bool:
@@ -154,6 +158,8 @@ class ArrayT(Type):
 
     @property
     def layout(self) -> layout.LayoutType:
+        if self.text:
+            return layout.Bytes[self.length]
         return layout.Array[self.element.layout, self.length]  # type: ignore[attr-defined]
 
     def __str__(self) -> str:
@@ -162,19 +168,72 @@ class ArrayT(Type):
 
 @dataclass(frozen=True)
 class RefT(Type):
-    """A reference to a value inside map ``map``; ``optional`` until tested."""
+    """A reference to a value inside map ``map``; ``optional`` until tested.
+
+    ``reserved`` marks a ring buffer reservation (``with rb.reserve(T) as r``):
+    it lives only as long as its ``with`` block.
+    """
 
     target: Type
     map: str
     optional: bool = False
+    reserved: bool = False
 
     @property
     def checked(self) -> RefT:
-        return RefT(self.target, self.map, False)
+        return RefT(self.target, self.map, False, self.reserved)
 
     def __str__(self) -> str:
+        if self.reserved:
+            return f"reservation of a {self.target} in ring buffer {self.map}"
         inner = f"reference to {self.target} in map {self.map}"
         return f"optional {inner}" if self.optional else inner
+
+
+@dataclass(frozen=True)
+class LockT(Type):
+    """A ``SpinLock`` field: 4 bytes the kernel owns, used only by ``with v.lock:``."""
+
+    def __str__(self) -> str:
+        return "SpinLock"
+
+
+@dataclass(frozen=True)
+class StringT(Type):
+    """A NUL-terminated string somewhere in memory, read only by copying it into a
+    ``Bytes[N]`` buffer (N from the buffer's type). ``space`` is ``"user"`` or
+    ``"kernel"``: which probe-read helper reaches it."""
+
+    space: str
+
+    def __str__(self) -> str:
+        return f"{self.space} string"
+
+
+@dataclass(frozen=True)
+class KernelT(Type):
+    """Kernel memory described by vmlinux BTF: a pointer to struct ``name``
+    (``task_struct *``) when ``pointer``, else an embedded aggregate whose
+    address is known. ``btf`` is the struct's BTF type. Members are read with
+    ``bpf_probe_read_kernel``."""
+
+    name: str
+    btf: object = field(compare=False, repr=False)
+    pointer: bool = True
+
+    def __str__(self) -> str:
+        return f"struct {self.name} *" if self.pointer else f"struct {self.name}"
+
+
+@dataclass(frozen=True)
+class ResourceT(Type):
+    """What a ``with`` statement acquires before its body runs (a reservation to
+    be bound with ``as``, or a lock)."""
+
+    kind: str  # "reservation" or "lock"
+
+    def __str__(self) -> str:
+        return "ring buffer reservation" if self.kind == "reservation" else "spin lock"
 
 
 @dataclass(frozen=True)
@@ -186,7 +245,13 @@ class MapT(Type):
 
     @property
     def is_array(self) -> bool:
-        return self.kind in ("ArrayMap", "PerCpuArray")
+        return self.kind in ("ArrayMap", "PerCpuArray", "DevMap")
+
+    @property
+    def is_keyed(self) -> bool:
+        """Whether code may look values up (rings, perf arrays and stack maps are
+        reached only through their own methods)."""
+        return self.kind not in ("RingBuffer", "PerfEventArray", "StackTrace", "DevMap")
 
     def __str__(self) -> str:
         return f"map {self.name} ({self.kind})"
@@ -194,15 +259,22 @@ class MapT(Type):
 
 @dataclass(frozen=True)
 class ContextT(Type):
-    kind: str  # "xdp", "tc", "tracepoint", "raw_tracepoint"
+    kind: str  # "xdp", "tc", "tracepoint", "raw_tracepoint", "kprobe", ...
 
     def __str__(self) -> str:
-        return {
-            "xdp": "XdpContext",
-            "tc": "TcContext",
-            "tracepoint": "TracepointContext",
-            "raw_tracepoint": "RawTracepointContext",
-        }[self.kind]
+        return CONTEXT_NAMES[self.kind]
+
+
+CONTEXT_NAMES = {
+    "xdp": "XdpContext",
+    "tc": "TcContext",
+    "tracepoint": "TracepointContext",
+    "raw_tracepoint": "RawTracepointContext",
+    "kprobe": "ProbeContext",
+    "perf_event": "PerfEventContext",
+    "socket_filter": "SkbContext",
+    "cgroup_skb": "SkbContext",
+}
 
 
 @dataclass(frozen=True)
@@ -287,6 +359,10 @@ _LAYOUT_BY_SCALAR = {
 
 def from_layout(lt: layout.LayoutType) -> Type:
     """The checker's type for a :mod:`pykex.layout` type."""
+    from pykex.lang.prelude import SpinLock
+
+    if lt is SpinLock:
+        return LockT()
     if isinstance(lt, layout.IntType):
         scalar = Scalar(lt.size * 8, lt.signed)
         return IntT(scalar, lt.byteorder == "big" and lt.size > 1)
@@ -297,7 +373,7 @@ def from_layout(lt: layout.LayoutType) -> Type:
     if isinstance(lt, layout.ArrayType):
         return ArrayT(from_layout(lt.element), lt.length)
     if isinstance(lt, layout.BytesType):
-        return ArrayT(U8_T, lt.length)
+        return ArrayT(U8_T, lt.length, text=True)
     raise TypeError(f"no checker type for layout type {lt!r}")
 
 

@@ -18,7 +18,7 @@ class Place:
     kind: str  # "frame", "ptr" or "global"
     offset: int
     temp: Temp | None = None  # the reference, for "ptr"
-    map: str | None = None  # the section map, for "global"
+    map: str | None = None  # the section map, for "global"; the map a "ptr" points into
 
     def at(self, delta: int) -> Place:
         return Place(self.kind, self.offset + delta, self.temp, self.map)

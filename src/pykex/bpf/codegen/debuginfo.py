@@ -17,9 +17,11 @@ from pykex.btf import (
     FuncInfo,
     FuncLinkage,
     LineInfo,
+    Member,
     kernel_func_info,
     kernel_line_info,
 )
+from pykex.ir.nodes import MapDecl
 
 if TYPE_CHECKING:
     from . import CompiledProgram
@@ -72,3 +74,40 @@ def program_debug_info(
         func_info_bytes=kernel_func_info(funcs),
         line_info_bytes=line_bytes,
     )
+
+
+@dataclass
+class MapBTF:
+    """BTF the kernel needs to create a map: its key and value types."""
+
+    btf: bytes
+    key_type_id: int
+    value_type_id: int
+
+
+def _lock_offsets(value_type: object) -> list[int]:
+    """Offsets of the fields the kernel must know as ``struct bpf_spin_lock``."""
+    fields = getattr(value_type, "fields", None) or ()
+    return [f.offset for f in fields if getattr(f.type, "btf_struct", None) == "bpf_spin_lock"]
+
+
+def map_btf(decl: MapDecl) -> MapBTF | None:
+    """Key and value BTF for a map whose value holds a spin lock (None otherwise).
+
+    The value is described as a struct of the value's size whose only member
+    is the lock: the kernel needs nothing else to find it, and to keep the
+    lock out of what user space reads and writes.
+    """
+    offsets = _lock_offsets(decl.value_type)
+    if not offsets:
+        return None
+    builder = Builder()
+    if decl.key_size in (1, 2, 4, 8):
+        key = builder.add_int(f"__u{decl.key_size * 8}", decl.key_size)
+    else:
+        key = builder.add_struct(f"{decl.name}_key", decl.key_size, [])
+    lock = builder.add_spin_lock()
+    members = [Member(f"lock{i}", lock, offset * 8) for i, offset in enumerate(offsets)]
+    value_name = getattr(decl.value_type, "__name__", f"{decl.name}_value")
+    value = builder.add_struct(value_name, decl.value_size, members)
+    return MapBTF(builder.emit(), key, value)

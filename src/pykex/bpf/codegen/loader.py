@@ -16,10 +16,11 @@ from pykex.bpf.opcodes import PseudoSrc
 from pykex.bpf.program import EncodedProgram, RelocationKind
 from pykex.ir.nodes import MapDecl
 from pykex.kernel import MapRelocation, Program, VerifierError, syscall
+from pykex.kernel.cpus import possible_cpu_count
 from pykex.kernel.maps import Map, MapSpec, create_map
 from pykex.kernel.uapi import MapType
 
-from .debuginfo import program_debug_info
+from .debuginfo import map_btf, program_debug_info
 
 if TYPE_CHECKING:
     from . import CompiledModule, CompiledProgram
@@ -91,11 +92,21 @@ def _create(decl: MapDecl) -> Map:
         type=MapType[decl.kind],
         key_type=decl.key_type if decl.key_type is not None else decl.key_size,
         value_type=decl.value_type if decl.value_type is not None else decl.value_size,
-        max_entries=decl.max_entries,
+        # A perf event array has one entry per possible CPU, known only here.
+        max_entries=decl.max_entries or possible_cpu_count(),
         name=decl.name,
         flags=decl.flags,
     )
-    created = create_map(spec)
+    described = map_btf(decl)
+    if described is None:
+        created = create_map(spec)
+    else:
+        # Values holding a spin lock need BTF; the map keeps its own reference.
+        with syscall.btf_load(described.btf) as btf_fd:
+            spec.btf_fd = int(btf_fd)
+            spec.btf_key_type_id = described.key_type_id
+            spec.btf_value_type_id = described.value_type_id
+            created = create_map(spec)
     if decl.initial is not None:
         try:
             value = decl.initial.ljust(decl.value_size, b"\0")
