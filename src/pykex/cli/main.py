@@ -20,7 +20,8 @@ from pykex.testing import NetworkSetupError
 # Subcommand modules of pykex.cli, in the order ``pykex --help`` lists them.
 # A module named ``test_run`` provides the subcommand ``test-run``.
 SUBCOMMANDS: tuple[str, ...] = (
-    "check", "build", "disasm", "test_run", "bench", "features", "demo", "version"
+    "check", "build", "disasm", "test_run", "run", "bench", "fuzz", "features", "demo",
+    "version",
 )
 
 # Errors whose message is meant for the user as it stands.
