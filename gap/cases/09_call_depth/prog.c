@@ -1,0 +1,63 @@
+// Nested TLV walk: a record may contain a record, up to nine levels deep;
+// each level is parsed by its own (non-inlined) function, as a recursive
+// descent parser would be, and the innermost tag is counted.
+//
+// Safe: each level reads two bytes after a bounds check and moves forward;
+// the nesting depth is fixed at nine.
+// Rejected: nine nested BPF-to-BPF calls plus the entry frame exceed the
+// verifier's limit of eight call frames.
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u64);
+} innermost_tags SEC(".maps");
+
+#define LEVEL(name, next)                                                     \
+	static __attribute__((noinline)) int name(struct xdp_md *ctx, int off) \
+	{                                                                      \
+		unsigned char *p = (void *)(long)ctx->data;                    \
+		unsigned char *end = (void *)(long)ctx->data_end;              \
+		if (off < 0 || off > 64 || p + off + 2 > end)                  \
+			return -1;                                             \
+		if (p[off] != 0xfe) /* not a nested record: this is the tag */ \
+			return p[off];                                         \
+		return next(ctx, off + 2);                                     \
+	}
+
+static __attribute__((noinline)) int level9(struct xdp_md *ctx, int off)
+{
+	unsigned char *p = (void *)(long)ctx->data;
+	unsigned char *end = (void *)(long)ctx->data_end;
+
+	if (off < 0 || off > 64 || p + off + 1 > end)
+		return -1;
+	return p[off];
+}
+
+LEVEL(level8, level9)
+LEVEL(level7, level8)
+LEVEL(level6, level7)
+LEVEL(level5, level6)
+LEVEL(level4, level5)
+LEVEL(level3, level4)
+LEVEL(level2, level3)
+LEVEL(level1, level2)
+
+SEC("xdp")
+int nested_tlv(struct xdp_md *ctx)
+{
+	int tag = level1(ctx, 42); /* TLV data starts after Ethernet+IPv4+UDP */
+	if (tag >= 0) {
+		__u32 key = tag & 0xff;
+		__u64 *slot = bpf_map_lookup_elem(&innermost_tags, &key);
+		if (slot)
+			__sync_fetch_and_add(slot, 1);
+	}
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";

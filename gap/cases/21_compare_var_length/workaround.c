@@ -1,0 +1,51 @@
+// Workaround: compare a constant number of bytes (the token's maximum) and
+// re-check every byte against the packet end inside the loop. Cost: an extra
+// branch per byte and a loop shaped for the verifier rather than for len.
+//
+// memcmp with a runtime length: an operator stores a token (up to 32 bytes,
+// its length in `len`) in `token`; packets whose payload starts with the
+// token are passed, all others dropped (a port-knocking style gate).
+//
+// Safe: the payload range [p, p + len) is bounds-checked before comparing,
+// and len is at most 32, the token's size.
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#define MAX_TOKEN 32
+#define PAYLOAD_OFFSET 42
+
+struct token {
+	__u32 len;
+	__u8 bytes[MAX_TOKEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct token);
+} token SEC(".maps");
+
+SEC("xdp")
+int token_gate(struct xdp_md *ctx)
+{
+	unsigned char *p = (void *)(long)ctx->data + PAYLOAD_OFFSET;
+	unsigned char *end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct token *t = bpf_map_lookup_elem(&token, &zero);
+
+	if (!t)
+		return XDP_PASS;
+	__u32 len = t->len;
+	if (len > MAX_TOKEN || p + len > end)
+		return XDP_DROP;
+	for (__u32 i = 0; i < MAX_TOKEN; i++) {
+		if (i >= len)
+			break;
+		if (p + i + 1 > end || p[i] != t->bytes[i])
+			return XDP_DROP;
+	}
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
