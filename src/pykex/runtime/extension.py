@@ -11,6 +11,9 @@ or nothing (:func:`pykex.bpf.codegen.load`), and returns an
         for report in ext.errors(timeout=0):
             print(report)                   # a Python-style traceback
 
+``ext.variable(name)`` reads a module global: the bytes it holds now in its
+``.bss`` or ``.data`` map, where user space may also have changed it.
+
 Exceptions reach user space through the error channel (a ring buffer of
 records, see :mod:`pykex.bpf.codegen.runtime`); :meth:`LoadedProgram.test_run`
 reads the records its run produced right after the run, and
@@ -20,10 +23,12 @@ every link it made and releases every map and program.
 
 from __future__ import annotations
 
+import ast
 import os
 import socket
 from collections import deque
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any, Literal
 
 from pykex.bpf.codegen import (
@@ -42,6 +47,8 @@ from pykex.kernel import link as links
 from pykex.kernel.maps import Map, PerCpuArrayMap
 from pykex.kernel.ringbuf import RingBuffer
 from pykex.kernel.uapi import AttachType
+from pykex.lang.diagnostics import Reporter
+from pykex.lang.module import GlobalVar, Module, analyse
 from pykex.layout import u32, u64
 
 from .base import ExceptionCounts, NamedParts, RunResult, check_test_input
@@ -62,6 +69,35 @@ def load(path: Loadable, *, source: str | None = None, opt_level: int = 1) -> Ex
     """Compile the extension at ``path`` and load it into the kernel. ``path``
     may also be a ready :class:`Compilation` or IR built elsewhere."""
     return Extension(compilation_of(path, source, opt_level))
+
+
+def global_variables(compilation: Compilation) -> dict[str, GlobalVar]:
+    """The module's globals (name -> section and offset) as the front end lays
+    them out; none when the source does not parse (IR built elsewhere)."""
+    try:
+        tree = ast.parse(compilation.source, compilation.path)
+    except SyntaxError:
+        return {}
+    # Globals depend on imports, constants and Structs only; leaving the
+    # functions out spares reading tracepoint formats again.
+    tree.body = [node for node in tree.body if not isinstance(node, ast.FunctionDef)]
+    module = Module(compilation.path, compilation.source, tree,
+                    Reporter(compilation.path, compilation.source))
+    analyse(module, None)
+    return module.globals
+
+
+def variable_bytes(
+    variables: dict[str, GlobalVar], maps: dict[str, Any], name: str, file: str
+) -> bytes:
+    """The bytes global ``name`` holds now, read from its section's map in ``maps``."""
+    try:
+        var = variables[name]
+    except KeyError:
+        known = ", ".join(sorted(variables)) or "none"
+        raise KeyError(f"{file} has no global variable {name!r} (its globals: {known})") from None
+    value = bytes(maps[var.section][0])
+    return value[var.offset : var.offset + len(var.initial)]
 
 
 class LoadedProgram:
@@ -270,6 +306,16 @@ class Extension(NamedParts):
                 self.module.map_fd(name), key_type=decl.key_type, value_type=decl.value_type
             )
         )
+
+    # -- globals ----------------------------------------------------------------------
+
+    @cached_property
+    def _variables(self) -> dict[str, GlobalVar]:
+        return global_variables(self.compilation)
+
+    def variable(self, name: str) -> bytes:
+        """The current bytes of module global ``name`` (decode them with its type)."""
+        return variable_bytes(self._variables, self.maps, name, self.compiled.file)
 
     # -- the error channel ----------------------------------------------------------
 

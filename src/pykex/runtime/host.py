@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import replace
+from functools import cached_property
 from typing import Any
 
 from pykex.bpf.codegen import CompiledModule, ExceptionSite
@@ -29,6 +30,7 @@ from pykex.compiler import Compilation
 from pykex.ir.interp import DEFAULT_LOOP_BUDGET, MASK64, Interpreter, RaisedException
 from pykex.ir.nodes import ProgramIR
 from pykex.kernel.maps import possible_cpus
+from pykex.lang.module import GlobalVar
 
 from .base import (
     ExceptionCounts,
@@ -38,7 +40,7 @@ from .base import (
     error_channel_capacity,
 )
 from .errors import ExceptionReport, SourceLines, report_for_site
-from .extension import Loadable, compilation_of
+from .extension import Loadable, compilation_of, global_variables, variable_bytes
 from .hostmaps import HostMapView
 
 
@@ -158,6 +160,14 @@ class HostExtension(NamedParts):
         return reports[: self._capacity]
 
     # -- the same questions as a kernel extension ------------------------------------
+
+    @cached_property
+    def _variables(self) -> dict[str, GlobalVar]:
+        return global_variables(self.compilation)
+
+    def variable(self, name: str) -> bytes:
+        """The current bytes of module global ``name`` (decode them with its type)."""
+        return variable_bytes(self._variables, self.maps, name, self.compiled.file)
 
     @property
     def sites(self) -> list[ExceptionSite]:
