@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from pykex.bpf import dsl
 from pykex.bpf.codegen import generate
-from pykex.bpf.codegen.regalloc import CALLEE_SAVED, StackSlot, allocate, intervals
+from pykex.bpf.codegen.regalloc import CALLEE_SAVED, FrameSlot, allocate, intervals
 from pykex.bpf.codegen.runtime import frame_map_name
 from pykex.bpf.codegen.select import FunctionSelector, _Label, _resolve_labels
 from pykex.bpf.insn import R0, R1, R2, R3, R4, R5, R8, R9
@@ -73,8 +73,9 @@ def test_values_live_across_calls_avoid_clobbered_registers() -> None:
     assert {i.temp for i in crossing} == set(values)
     for interval in crossing:
         location = allocation.location(interval.temp)
-        assert location in CALLEE_SAVED or isinstance(location, StackSlot)
-    assert allocation.stack_size == 16  # two of the four values spilled
+        assert location in CALLEE_SAVED or isinstance(location, FrameSlot)
+    assert allocation.spill_size == 16  # two of the four values spilled, into the frame
+    assert allocation.stack_size == 8  # the stack keeps pointers only
 
 
 def test_generate_adds_runtime_maps_and_sites() -> None:

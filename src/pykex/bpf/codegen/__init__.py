@@ -90,11 +90,11 @@ def generate(module: ModuleIR) -> CompiledModule:
         kind = program_kind(program.kind)
         frame_name = frame_map_name(program.name, taken)
         taken.add(frame_name)
-        frame = frame_map(frame_name, program.function.frame_size)
-        maps.append(frame)
         selected = FunctionSelector(
             program, index, kind, frame_name, sites, source_lines
         ).select()
+        frame = frame_map(frame_name, program.function.frame_size, selected.spill_size)
+        maps.append(frame)
         if selected.stack_size > MAX_STACK - 8:  # may_goto keeps its counter on the stack
             raise CodegenError(
                 f"program {program.name} needs {selected.stack_size} bytes of stack"

@@ -3,9 +3,20 @@
 Fixed registers: r6 holds the context, r7 the frame, r0 and r5 are scratch
 registers of instruction selection (r0 also takes helper results, r5 the
 fifth helper argument). Temps get r1-r4 when no helper call happens while
-they are live (calls clobber r0-r5), r8/r9 otherwise, and an 8-byte stack
-slot when registers run out. Each temp keeps one location for its whole
-lifetime, which is the hull of every position where it is live.
+they are live (calls clobber r0-r5), r8/r9 otherwise, and a spill slot when
+registers run out. Each temp keeps one location for its whole lifetime:
+the positions where it is live, kept as one range per block. Two temps may
+share a register when their ranges do not overlap, so a value read again
+only by a cold block at the end of the function (an exception's message)
+leaves its register free for the hot code in between. Spill slots are
+given per lifetime hull.
+
+Scalars spill into the frame (a map value), pointers onto the stack. The
+verifier tracks what the stack holds, dead slots included, and at a loop's
+``may_goto`` it wants every initialised slot of the earlier visit to match
+in range: a stale scalar spilled in the body (a checked packet offset, a
+shift amount) would keep the loop from converging. Map values are opaque to
+it, so scalars there cost nothing to verify.
 
 Temps defined exactly once by an address instruction (frame, context, map,
 global) take no location at all: instruction selection rematerialises them
@@ -41,20 +52,46 @@ REMATERIALISABLE = (FrameAddr, ContextPtr, MapRef, GlobalAddr)
 
 @dataclass(frozen=True)
 class StackSlot:
-    """An 8-byte spill slot at ``r10 - offset``."""
+    """An 8-byte spill slot for a pointer at ``r10 - offset``."""
 
     offset: int
 
 
-Location = Register | StackSlot
+@dataclass(frozen=True)
+class FrameSlot:
+    """An 8-byte spill slot for a scalar at byte ``offset`` of the frame's spill area."""
+
+    offset: int
+
+
+Location = Register | StackSlot | FrameSlot
 
 
 @dataclass
 class Interval:
+    """Where ``temp`` is live: ``ranges`` of positions, within ``start``..``end``."""
+
     temp: Temp
     start: int
     end: int
     crosses_call: bool = False
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    def overlaps(self, other: Interval) -> bool:
+        """Whether both are live at once. A range ending where another starts
+        does not overlap it: the selector reads operands before it writes."""
+        if self.end <= other.start or other.end <= self.start:
+            return False
+        mine, theirs = self.ranges, other.ranges
+        i = j = 0
+        while i < len(mine) and j < len(theirs):
+            if mine[i][1] <= theirs[j][0]:
+                i += 1
+            elif theirs[j][1] <= mine[i][0]:
+                j += 1
+            else:
+                return True
+        return False
 
 
 @dataclass
@@ -64,6 +101,7 @@ class Allocation:
     locations: dict[Temp, Location] = field(default_factory=dict)
     remat: dict[Temp, Instr] = field(default_factory=dict)
     stack_size: int = SLOT_SIZE  # at least one slot: the entry's map key lives there
+    spill_size: int = 0  # bytes of FrameSlots
 
     def location(self, temp: Temp) -> Location:
         return self.locations[temp]
@@ -132,14 +170,18 @@ def _step_back(
 def intervals(function: Function, ignore: set[Temp]) -> list[Interval]:
     live_in = liveness(function, ignore)
     found: dict[Temp, Interval] = {}
+    segments: dict[Temp, dict[int, list[int]]] = {}  # block index -> [first, last]
 
-    def touch(temp: Temp, position: int) -> Interval:
+    def touch(temp: Temp, position: int, block: int) -> Interval:
         interval = found.get(temp)
         if interval is None:
             interval = found[temp] = Interval(temp, position, position)
         else:
             interval.start = min(interval.start, position)
             interval.end = max(interval.end, position)
+        segment = segments.setdefault(temp, {}).setdefault(block, [position, position])
+        segment[0] = min(segment[0], position)
+        segment[1] = max(segment[1], position)
         return interval
 
     position = 0
@@ -147,68 +189,85 @@ def intervals(function: Function, ignore: set[Temp]) -> list[Interval]:
     for block in function.blocks:
         starts.append(position)
         position += len(block.instrs)
-    for block, first in zip(function.blocks, starts, strict=True):
+    for number, (block, first) in enumerate(zip(function.blocks, starts, strict=True)):
         live = _live_out(block, live_in)
         for temp in live:
-            touch(temp, first + len(block.instrs) - 1)
+            touch(temp, first + len(block.instrs) - 1, number)
         for index in range(len(block.instrs) - 1, -1, -1):
             instr = block.instrs[index]
             here = first + index
             defined = set(instr.defs())
             if isinstance(instr, Call):
                 for temp in live - defined:
-                    touch(temp, here).crosses_call = True
+                    touch(temp, here, number).crosses_call = True
             if isinstance(instr, PacketPtr):
+                # The pointer is written before the bounds test that may jump
+                # to ``fail``: what ``fail`` reads must not share its place.
                 for temp in live_in[instr.fail]:
-                    touch(temp, here)
+                    touch(temp, here + 1, number)
             for temp in defined:
                 if temp not in ignore:
-                    touch(temp, here)
+                    touch(temp, here, number)
             live = _step_back(instr, live, live_in, ignore)
             for temp in live:
-                touch(temp, here)
+                touch(temp, here, number)
+    for temp, interval in found.items():
+        for first, last in sorted(segments[temp].values()):
+            if interval.ranges and interval.ranges[-1][1] + 1 >= first:
+                interval.ranges[-1] = (interval.ranges[-1][0], max(last, interval.ranges[-1][1]))
+            else:
+                interval.ranges.append((first, last))
     return sorted(found.values(), key=lambda i: (i.start, i.temp.id))
 
 
 def allocate(function: Function) -> Allocation:
     remat = rematerialisable(function)
     allocation = Allocation(remat=remat)
-    active: list[Interval] = []  # intervals holding a register
-    spilled: list[tuple[Interval, StackSlot]] = []
-    free_slots: list[StackSlot] = []
-    slot_count = 0
+    # Where each slot's last occupant ends, pointer (stack) and scalar (frame) slots apart.
+    stack_slots: dict[StackSlot, int] = {}
+    frame_slots: dict[FrameSlot, int] = {}
 
-    def take_slot() -> StackSlot:
-        nonlocal slot_count
-        if free_slots:
-            return free_slots.pop()
-        slot_count += 1
-        return StackSlot(slot_count * SLOT_SIZE)
+    def take_slot(interval: Interval) -> StackSlot | FrameSlot:
+        # A victim spilled late started long ago: its slot must be free over
+        # its whole interval, not only from the current position on.
+        pool: dict = stack_slots if interval.temp.pointer else frame_slots
+        for slot, free_after in pool.items():
+            if free_after < interval.start:
+                pool[slot] = interval.end
+                return slot
+        count = len(pool)
+        slot = StackSlot((count + 1) * SLOT_SIZE) if interval.temp.pointer else FrameSlot(
+            count * SLOT_SIZE
+        )
+        pool[slot] = interval.end
+        return slot
 
+    holders: dict[Register, list[Interval]] = {r: [] for r in (*CALLER_SAVED, *CALLEE_SAVED)}
     for current in intervals(function, set(remat)):
-        # Operands die at the instruction that defines the next value: the
-        # selector reads all operands before it writes a result.
-        for old in [i for i in active if i.end <= current.start]:
-            active.remove(old)
-        for old, slot in [s for s in spilled if s[0].end < current.start]:
-            spilled.remove((old, slot))
-            free_slots.append(slot)
+        for held in holders.values():
+            held[:] = [i for i in held if i.end > current.start]
         candidates = CALLEE_SAVED if current.crosses_call else (*CALLER_SAVED, *CALLEE_SAVED)
-        taken = {allocation.locations[i.temp] for i in active}
-        free = [r for r in candidates if r not in taken]
-        if free:
-            allocation.locations[current.temp] = free[0]
-            active.append(current)
+        # The first free register; else the one whose single conflicting
+        # holder lives longest, if longer than current: that holder spills.
+        chosen: Register | None = None
+        victim: Interval | None = None
+        for register in candidates:
+            conflicting = [i for i in holders[register] if i.overlaps(current)]
+            if not conflicting:
+                chosen, victim = register, None
+                break
+            if len(conflicting) == 1 and conflicting[0].end > current.end and (
+                victim is None or conflicting[0].end > victim.end
+            ):
+                chosen, victim = register, conflicting[0]
+        if chosen is None:
+            allocation.locations[current.temp] = take_slot(current)
             continue
-        victims = [i for i in active if allocation.locations[i.temp] in candidates]
-        victim = max(victims, key=lambda i: i.end)
-        if victim.end > current.end:
-            allocation.locations[current.temp] = allocation.locations[victim.temp]
-            active.remove(victim)
-            active.append(current)
-            current = victim
-        slot = take_slot()
-        allocation.locations[current.temp] = slot
-        spilled.append((current, slot))
-    allocation.stack_size = max(slot_count, 1) * SLOT_SIZE
+        if victim is not None:
+            holders[chosen].remove(victim)
+            allocation.locations[victim.temp] = take_slot(victim)
+        allocation.locations[current.temp] = chosen
+        holders[chosen].append(current)
+    allocation.stack_size = max(len(stack_slots), 1) * SLOT_SIZE
+    allocation.spill_size = len(frame_slots) * SLOT_SIZE
     return allocation

@@ -8,8 +8,9 @@ Every module gets three runtime maps besides its own:
 * ``.exc_count``: a per-CPU ``u64`` per exception site (key = site id).
 
 and one frame map per program (``<program>.frame``): a one-element per-CPU
-array whose value holds the program's locals followed by the scratch area in
-which the exception record is assembled.
+array whose value holds the scalars register allocation spilled, then the
+program's locals, then the scratch area in which the exception record is
+assembled.
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ def align8(size: int) -> int:
     return (size + 7) & ~7
 
 
-def frame_layout(frame_size: int) -> tuple[int, int]:
-    """(offset of the exception scratch area, value size of the frame map)."""
-    scratch = align8(frame_size)
+def frame_layout(frame_size: int, spill_size: int = 0) -> tuple[int, int]:
+    """(offset of the exception scratch area, value size of the frame map) for
+    ``spill_size`` bytes of spilled scalars followed by ``frame_size`` of locals."""
+    scratch = spill_size + align8(frame_size)
     return scratch, scratch + ERROR_RECORD.size
 
 
@@ -80,8 +82,11 @@ def frame_map_name(program: str, taken: set[str]) -> str:
     return name
 
 
-def frame_map(name: str, frame_size: int) -> MapDecl:
-    return MapDecl(name, "PERCPU_ARRAY", 4, frame_layout(frame_size)[1], 1, key_type=u32)
+def frame_map(name: str, frame_size: int, spill_size: int = 0) -> MapDecl:
+    """The frame map of a program whose locals take ``frame_size`` bytes and
+    whose spilled scalars ``spill_size`` more."""
+    value_size = frame_layout(frame_size, spill_size)[1]
+    return MapDecl(name, "PERCPU_ARRAY", 4, value_size, 1, key_type=u32)
 
 
 def error_channel_maps(site_count: int) -> list[MapDecl]:

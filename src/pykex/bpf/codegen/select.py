@@ -43,7 +43,7 @@ from pykex.ir.nodes import (
     Value,
 )
 
-from .regalloc import Allocation, StackSlot, allocate
+from .regalloc import Allocation, FrameSlot, StackSlot, allocate
 from .runtime import (
     ERROR_RECORD,
     ERRORS_LOST_MAP,
@@ -119,6 +119,7 @@ class _Label:
 class SelectedFunction:
     instructions: list[Instruction]
     stack_size: int
+    spill_size: int  # bytes of spilled scalars at the start of the frame
 
 
 class FunctionSelector:
@@ -138,8 +139,11 @@ class FunctionSelector:
         self.frame_map = frame_map
         self.sites = sites
         self.source_lines = source_lines
-        self.scratch_offset = frame_layout(self.function.frame_size)[0]
         self.allocation: Allocation = allocate(self.function)
+        # Spilled scalars come first in the frame, where 16-bit offsets reach
+        # them whatever the size of the locals that follow.
+        self.locals_offset = self.allocation.spill_size
+        self.scratch_offset = frame_layout(self.function.frame_size, self.locals_offset)[0]
         self.out: list[Instruction | _Label] = []
         self.source: Source | None = None
         self.label_count = 0
@@ -168,7 +172,7 @@ class FunctionSelector:
 
     # -- operands -------------------------------------------------------------
 
-    def location(self, temp: Temp) -> Register | StackSlot | None:
+    def location(self, temp: Temp) -> Register | StackSlot | FrameSlot | None:
         return self.allocation.locations.get(temp)
 
     def register_of(self, value: Value) -> Register | None:
@@ -201,14 +205,16 @@ class FunctionSelector:
             raise CodegenError(f"{value} is used but never defined in {self.function.name}")
         if isinstance(loc, StackSlot):
             self.emit(dsl.ldx(8, reg, FP, -loc.offset))
+        elif isinstance(loc, FrameSlot):
+            self.emit(dsl.ldx(8, reg, R7, loc.offset))
         elif loc != reg:
             self.emit(dsl.mov64(reg, loc))
 
     def rematerialize(self, instr: Instr, reg: Register) -> None:
         if isinstance(instr, FrameAddr):
             self.emit(dsl.mov64(reg, R7))
-            if instr.offset:
-                self.emit(dsl.add64(reg, instr.offset))
+            if self.locals_offset + instr.offset:
+                self.emit(dsl.add64(reg, self.locals_offset + instr.offset))
         elif isinstance(instr, ContextPtr):
             self.emit(dsl.mov64(reg, R6))
         elif isinstance(instr, MapRef):
@@ -244,6 +250,8 @@ class FunctionSelector:
         loc = self.location(dst)
         if isinstance(loc, StackSlot):
             self.emit(dsl.stx(8, FP, -loc.offset, reg))
+        elif isinstance(loc, FrameSlot):
+            self.emit(dsl.stx(8, R7, loc.offset, reg))
         elif loc is not None and loc != reg:
             self.emit(dsl.mov64(loc, reg))
 
@@ -251,7 +259,7 @@ class FunctionSelector:
         """A register and a 16-bit offset that address ``base + offset``."""
         remat = self.allocation.remat.get(base)
         if isinstance(remat, FrameAddr):
-            reg, offset = R7, remat.offset + offset
+            reg, offset = R7, self.locals_offset + remat.offset + offset
         elif isinstance(remat, ContextPtr):
             reg = R6
         else:
@@ -290,7 +298,9 @@ class FunctionSelector:
         if self.raises:
             self.landing_pad()
         instructions = _resolve_labels(self.out)
-        return SelectedFunction(instructions, self.allocation.stack_size)
+        return SelectedFunction(
+            instructions, self.allocation.stack_size, self.allocation.spill_size
+        )
 
     def prologue(self) -> None:
         # r6 = ctx; r7 = this CPU's frame, never NULL but the verifier wants the check.
@@ -493,6 +503,8 @@ class FunctionSelector:
 
     def _select_Store(self, instr: Store) -> None:
         base, offset = self.address(instr.base, instr.offset)
+        if self.store_immediate(instr, base, offset):
+            return
         value = self.in_register(instr.src, S1)
         if instr.big_endian and instr.ty.bits > 8:
             if value != S1:
@@ -500,6 +512,25 @@ class FunctionSelector:
             value = S1
             self.emit({16: dsl.be16, 32: dsl.be32, 64: dsl.be64}[instr.ty.bits](value))
         self.emit(dsl.stx(instr.ty.size, base, offset, value))
+
+    def store_immediate(self, instr: Store, base: Register, offset: int) -> bool:
+        """Store a constant without a register (``st``) where the verifier
+        allows it: into the frame or a global, not the context."""
+        value = instr.src
+        if not isinstance(value, int) or instr.big_endian:
+            return False
+        if not isinstance(self.allocation.remat.get(instr.base), FrameAddr | GlobalAddr):
+            return False
+        if instr.ty.size == 8:
+            if not _fits_imm(value):
+                return False
+            immediate = _signed64(value)
+        else:
+            immediate = value & instr.ty.mask
+            if immediate >= 1 << 31:
+                immediate -= 1 << 32
+        self.emit(dsl.st(instr.ty.size, base, offset, immediate))
+        return True
 
     def _select_AtomicAdd(self, instr: AtomicAdd) -> None:
         if instr.ty.bits not in (32, 64):
@@ -543,13 +574,16 @@ class FunctionSelector:
             offset = self.in_register(instr.offset, S2)
             # A bounded scalar before pointer arithmetic, or the verifier refuses it.
             self.emit(dsl.jgt(offset, MAX_PACKET_OFFSET - instr.size, instr.fail))
-        self.emit(dsl.ldx(4, S1, R6, fields.data))
+        # The pointer is computed in its home register when it has one (the
+        # verifier tracks it there, or on the stack), and S1 then takes
+        # data_end for the comparison.
+        home = self.register_of(instr.dst)
+        pointer = home if home is not None and home != offset else S1
+        self.emit(dsl.ldx(4, pointer, R6, fields.data))
         if offset != 0:
-            self.emit(dsl.add64(S1, offset))
-        self.emit(dsl.mov64(S2, S1), dsl.add64(S2, instr.size))
-        # Keep the pointer in its home (register or stack, the verifier tracks
-        # both) while S1 takes data_end for the comparison.
-        self.write(instr.dst, S1)
+            self.emit(dsl.add64(pointer, offset))
+        self.emit(dsl.mov64(S2, pointer), dsl.add64(S2, instr.size))
+        self.write(instr.dst, pointer)
         self.emit(dsl.ldx(4, S1, R6, fields.data_end), dsl.jgt(S2, S1, instr.fail))
 
     def _select_PacketLen(self, instr: PacketLen) -> None:

@@ -10,8 +10,9 @@ Public API:
   temp is defined, every label exists and each block ends with exactly one
   terminator.
 * the passes themselves, each ``pass(function) -> bool`` (changed anything):
-  ``fold_constants``, ``propagate_copies``, ``fold_branches``,
-  ``eliminate_dead_code``, ``eliminate_bounds_checks``.
+  ``fold_constants``, ``forward_frame_stores``, ``eliminate_redundant_casts``,
+  ``propagate_copies``, ``fold_branches``, ``eliminate_dead_code``,
+  ``eliminate_bounds_checks``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 
 from ..nodes import Function, ModuleIR, ProgramIR
 from .bounds import eliminate_bounds_checks
+from .memory import eliminate_redundant_casts, forward_frame_stores
 from .simplify import eliminate_dead_code, fold_branches, fold_constants, propagate_copies
 from .validate import ValidationError, validate
 
@@ -29,6 +31,8 @@ PIPELINES: dict[str, tuple[Pass, ...]] = {
     "O0": (),
     "O1": (
         fold_constants,
+        forward_frame_stores,
+        eliminate_redundant_casts,
         propagate_copies,
         fold_branches,
         eliminate_bounds_checks,
@@ -71,8 +75,10 @@ __all__ = [
     "ValidationError",
     "eliminate_bounds_checks",
     "eliminate_dead_code",
+    "eliminate_redundant_casts",
     "fold_branches",
     "fold_constants",
+    "forward_frame_stores",
     "optimize",
     "propagate_copies",
     "run_pipeline",

@@ -175,6 +175,7 @@ def eliminate_dead_code(function: Function) -> bool:
 
 
 def _drop_unreachable(function: Function) -> bool:
+    by_label = {b.label: b for b in function.blocks}
     reached = {function.blocks[0].label}
     work = [function.blocks[0]]
     while work:
@@ -182,7 +183,7 @@ def _drop_unreachable(function: Function) -> bool:
         for label in block.successors():
             if label not in reached:
                 reached.add(label)
-                work.append(function.block(label))
+                work.append(by_label[label])
     kept = [b for b in function.blocks if b.label in reached]
     changed = len(kept) != len(function.blocks)
     function.blocks = kept

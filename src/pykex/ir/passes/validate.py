@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from ..nodes import TERMINATORS, Function, PacketPtr, Temp
 from ..nodes import Block as Block
 
@@ -14,12 +16,13 @@ def validate(function: Function) -> None:
     if not function.blocks:
         raise ValidationError(f"function {function.name} has no blocks")
     labels = [b.label for b in function.blocks]
-    duplicates = {label for label in labels if labels.count(label) > 1}
+    duplicates = {label for label, count in Counter(labels).items() if count > 1}
     if duplicates:
         raise ValidationError(f"labels defined twice: {sorted(duplicates)}")
     defined = {t for b in function.blocks for i in b.instrs for t in i.defs()}
+    known = set(labels)
     for block in function.blocks:
-        _check_block(block, set(labels), defined)
+        _check_block(block, known, defined)
 
 
 def _check_block(block: Block, labels: set[str], defined: set[Temp]) -> None:
