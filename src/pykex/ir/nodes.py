@@ -531,6 +531,9 @@ class MapDecl:
     value_type: object = None
     initial: bytes | None = None  # single-element global data (.data maps)
     loc: Loc | None = None
+    # The layout type of the records a RingBuffer or PerfEventArray carries,
+    # when the extension sends one kind: user space decodes them with it.
+    record_type: object = None
 
 
 @dataclass
