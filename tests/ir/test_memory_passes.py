@@ -23,7 +23,8 @@ from .test_passes import Builder, text
 
 def test_loads_of_stored_slots_become_conversions_of_the_stored_value() -> None:
     b = Builder()
-    fp, slot, x, y, z, w = b.t("fp", True), b.t("slot", True), b.t("x"), b.t("y"), b.t("z"), b.t("w")
+    fp, slot = b.t("fp", True), b.t("slot", True)
+    x, y, z, w = b.t("x"), b.t("y"), b.t("z"), b.t("w")
     b.block(
         "entry",
         FrameAddr(fp, 0),

@@ -100,6 +100,7 @@ _ALU32 = {
     "or": dsl.or32, "xor": dsl.xor32,
 }  # fmt: skip
 _MAY_OVERFLOW = {"add", "sub", "mul", "shl"}
+_COMMUTATIVE = {"add", "mul", "and", "or", "xor"}
 
 
 def compare_constants(op: str, a: int, b: int, signed: bool) -> bool:
@@ -358,10 +359,17 @@ class FunctionSelector:
         if op in ("shl", "shr"):
             self.shift(instr)
             return
-        alu32 = ty.bits == 32 and not (isinstance(instr.a, Temp) and instr.a.pointer)
-        b = self.operand(instr.b, S2, wide=alu32)
+        a, b_value = instr.a, instr.b
+        pointers = any(isinstance(v, Temp) and v.pointer for v in (a, b_value))
+        if (
+            op in _COMMUTATIVE and not pointers and self.register_of(b_value) is not None
+            and self.register_of(b_value) == self.register_of(instr.dst)
+        ):
+            a, b_value = b_value, a  # compute in place, in the register b gives up
+        alu32 = ty.bits == 32 and not (isinstance(a, Temp) and a.pointer)
+        b = self.operand(b_value, S2, wide=alu32)
         work = self.work_register(instr.dst, b)
-        self.materialize(instr.a, work)
+        self.materialize(a, work)
         self.emit((_ALU32 if alu32 else _ALU64)[op](work, b))
         # 32-bit operations zero-extend: signed results need their sign back.
         if (alu32 and ty.signed) or (op in _MAY_OVERFLOW and not alu32):
@@ -462,8 +470,14 @@ class FunctionSelector:
 
     def _select_Cast(self, instr: Cast) -> None:
         work = self.work_register(instr.dst)
-        self.materialize(instr.a, work)
-        self.normalize(work, instr.to)
+        source = self.register_of(instr.a)
+        to = instr.to
+        if source is not None and to.bits < 64 and (to.signed or to.bits == 32):
+            # One move that also extends: w = w (zero) or movsx (sign).
+            self.emit(dsl.movsx64(work, source, to.bits) if to.signed else dsl.mov32(work, source))
+        else:
+            self.materialize(instr.a, work)
+            self.normalize(work, to)
         self.write(instr.dst, work)
 
     def _compare_operands(

@@ -2,9 +2,10 @@
 
 The front end keeps every local in the frame (docs/compiler.md), so each
 statement stores its result and the next one loads it again. Within a
-block, :func:`forward_frame_stores` replaces a load from a frame slot whose
-content is known (stored, or loaded before, in the same block) by a
-conversion of the known value: ``Cast`` has exactly the load's semantics
+block, and from a block into a successor it alone enters,
+:func:`forward_frame_stores` replaces a load from a frame slot whose
+content is known (stored, or loaded before) by a conversion of the known
+value: ``Cast`` has exactly the load's semantics
 (truncate to the slot's width, extend as its type says). Anything that may
 write the frame in ways the pass does not follow (a helper call, a store
 through a pointer that might point into the frame) forgets what it knew.
@@ -70,9 +71,14 @@ def _outside_frame(function: Function) -> set[Temp]:
 def forward_frame_stores(function: Function) -> bool:
     frame = _frame_offsets(function)
     elsewhere = _outside_frame(function)
+    only_predecessor = _only_predecessors(function)
+    known_at_end: dict[str, dict[tuple[int, int], _Known]] = {}
     changed = False
     for block in function.blocks:
-        known: dict[tuple[int, int], _Known] = {}  # (frame offset, size) -> content
+        # A block entered from one block only starts with what that one knew
+        # at its end (its values dominate this block).
+        before = only_predecessor.get(block.label)
+        known: dict[tuple[int, int], _Known] = dict(known_at_end.get(before or "", {}))
         for index, instr in enumerate(block.instrs):
             learned: tuple[tuple[int, int], _Known] | None = None
             if isinstance(instr, Load) and instr.base in frame and not instr.big_endian:
@@ -112,7 +118,27 @@ def forward_frame_stores(function: Function) -> bool:
                     del known[key]
             if learned is not None:
                 known[learned[0]] = learned[1]
+        known_at_end[block.label] = known
     return changed
+
+
+def _only_predecessors(function: Function) -> dict[str, str]:
+    """Blocks reached only by the terminator of one other block: label -> that block."""
+    sources: dict[str, list[str]] = {}
+    for block in function.blocks:
+        for target in block.successors():
+            sources.setdefault(target, []).append(block.label)
+        for instr in block.instrs[:-1]:
+            # successors() lists packet checks' failure targets too, but those
+            # are entered mid-block: a second entry keeps them out.
+            if isinstance(instr, PacketPtr):
+                sources.setdefault(instr.fail, []).append(block.label)
+    entry = function.blocks[0].label
+    return {
+        label: found[0]
+        for label, found in sources.items()
+        if len(found) == 1 and label != entry
+    }
 
 
 def _covering(known: dict[tuple[int, int], _Known], start: int, size: int) -> _Known | None:
