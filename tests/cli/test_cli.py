@@ -190,6 +190,10 @@ def test_demo_counts_the_packets_it_sends_and_leaves_nothing_behind() -> None:
     # The truncated frame's exception comes back as a traceback with its line.
     assert "ip = ctx.packet.read(Ethernet.size, IPv4)" in out
     assert "IndexError: packet offset 14 + 20 > length 20" in out
+    # opensnoop, run by the demo, saw cat open the note the demo wrote.
+    note = re.search(r"while the demo runs: cat (\S+)", out)
+    assert note is not None
+    assert re.search(rf"^\s+\d+\s+cat\s+\d+\s+0 {re.escape(note[1])}$", out, re.MULTILINE)
     assert "nothing is left behind" in out
     assert demo_leftovers() == before
     assert elapsed < 30
@@ -206,7 +210,7 @@ def test_demo_cleans_up_after_ctrl_c() -> None:
     try:
         assert demo.stdout is not None
         for line in demo.stdout:
-            if line.startswith("[5/6]"):
+            if line.startswith("[5/7]"):
                 break
         time.sleep(0.5)  # well inside the pings
         demo.send_signal(signal.SIGINT)

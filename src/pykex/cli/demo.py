@@ -6,13 +6,18 @@ it to one end of a veth pair whose other end lives in a private network
 namespace, and sends real pings and UDP datagrams from inside that
 namespace. It then blocks the sender's address from Python, shows the pings
 being dropped, and feeds the program a truncated packet to show an exception
-coming back as a Python traceback. Everything created is removed on the way
-out, also after an error or Ctrl-C.
+coming back as a Python traceback. Last, the BCC-style tool
+``tools/opensnoop.py`` watches a command the demo runs open a file.
+Everything created is removed on the way out, also after an error or Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
+import subprocess
+import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ from pykex.compiler import Compilation
 from pykex.kernel.maps import sum_per_cpu
 from pykex.net import build_udp_ipv4, ipv4_int
 from pykex.runtime import Extension, load
+from pykex.runtime.runner import run_tool
 from pykex.testing import NetworkSetupError, VethNamespace, namespaces
 
 HELP = "compile an XDP firewall written in Python and run it on a private veth pair"
@@ -30,8 +36,10 @@ HELP = "compile an XDP firewall written in Python and run it on a private veth p
 DEMO_PREFIX = "pkxdemo"  # of the namespace and veth names
 UDP_PORT = 9  # discard: nothing listens, the datagrams only need to arrive
 UDP_PAYLOAD = b"counted by pykex"
-EXTENSION = Path(__file__).resolve().parents[3] / "examples" / "firewall.py"
-STEPS = 6
+REPOSITORY = Path(__file__).resolve().parents[3]
+EXTENSION = REPOSITORY / "examples" / "firewall.py"
+OPENSNOOP = REPOSITORY / "tools" / "opensnoop.py"
+STEPS = 7
 
 IP_PROTOCOLS = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 47: "GRE", 58: "ICMPv6", 132: "SCTP"}
 
@@ -115,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
         blocked_replies = network.ping(args.pings) if args.pings else 0
         print(f"      {args.pings} more pings sent, {blocked_replies} answered: dropped by XDP")
         _show_exception(ext, network)
+
+        step(f"Watching a command open a file with {_shown(OPENSNOOP)}")
+        _show_opensnoop()
         print("\nCleaning up")
     if network.namespace in namespaces():
         raise NetworkSetupError(f"namespace {network.namespace} is still there after cleanup")
@@ -134,6 +145,27 @@ def _show_exception(ext: Extension, network: VethNamespace) -> None:
     print("      verdict) and this report on the extension's error channel:\n")
     for report in result.exceptions:
         print("\n".join(f"        {line}" for line in str(report).splitlines()))
+
+
+def _show_opensnoop() -> None:
+    """Run opensnoop, filtered to ``cat``, while ``cat`` reads a file the demo wrote."""
+    with tempfile.NamedTemporaryFile("w", prefix="pykex-demo-", suffix=".txt") as note:
+        note.write("opened while opensnoop watched\n")
+        note.flush()
+
+        def read_the_note(_runner: object) -> None:
+            env = dict(os.environ, LC_ALL="C")  # no locale files: fewer lines to show
+            subprocess.run(["cat", note.name], stdout=subprocess.DEVNULL, env=env, check=True)
+
+        print(f"      pykex run {_shown(OPENSNOOP)} -n cat --duration 1")
+        print(f"      while the demo runs: cat {note.name}")
+        shown = io.StringIO()
+        run_tool(OPENSNOOP, ["-n", "cat", "--duration", "1"], out=shown,
+                 on_attached=read_the_note)  # fmt: skip
+    print()
+    for line in shown.getvalue().splitlines():
+        if line.strip():
+            print(f"        {line}")
 
 
 def _shown(path: Path) -> str:
