@@ -7,8 +7,6 @@ import pytest
 from pykex.lang.prelude import XDP_DROP, XDP_PASS
 from pykex.net import build_icmp_echo_ipv4, build_tcp_ipv4, build_udp_ipv4, build_udp_ipv6
 
-from .missing import needs_bytes_constants
-
 SIGNATURE = b"/etc/passwd"
 PAYLOAD = 1500 - 20 - 8  # a UDP payload filling a 1,500-byte IPv4 packet
 
@@ -37,7 +35,6 @@ CASES = {
 }
 
 
-@needs_bytes_constants
 @pytest.mark.parametrize("name", CASES)
 def test_verdicts(name: str, open_example) -> None:
     frame, verdict, scanned = CASES[name]
@@ -48,7 +45,6 @@ def test_verdicts(name: str, open_example) -> None:
     assert sum(ext.dropped[0]) == int(verdict == XDP_DROP)
 
 
-@needs_bytes_constants
 def test_full_size_frame_many_times(open_example, mode: str) -> None:
     """The whole 1,472-byte payload, 200 times (the kernel's duration is its cost)."""
     frame = build_udp_ipv4(payload_with(PAYLOAD - len(SIGNATURE)))

@@ -9,10 +9,8 @@ import pytest
 from pykex.cli import main as cli
 
 from .conftest import EXAMPLES, example_path
-from .missing import needs_bytes_constants
 
 NAMES = ["firewall", "openat_count", "packet_parser", "payload_scan"]
-NEEDING_BYTES_CONSTANTS = {"payload_scan"}
 
 
 def test_every_example_is_listed() -> None:
@@ -28,11 +26,7 @@ def test_header_says_what_it_does_and_how_to_run_it(name: str) -> None:
     assert f"pykex check examples/{name}.py" in docstring
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=needs_bytes_constants) if n in NEEDING_BYTES_CONSTANTS else n
-     for n in NAMES],
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_pykex_check_accepts_it(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(example_path(name))
     assert cli.main(["check", path]) == 0, capsys.readouterr().err

@@ -138,11 +138,13 @@ def test_a_record_is_sent_when_its_block_ends_and_discarded_when_it_raises() -> 
 
 def test_a_full_ring_skips_the_block_and_counts_the_drop() -> None:
     machine = Interpreter(compile_ok(RECORDS), cpus=2)
-    for _ in range(300):  # 16 bytes per record: 256 fit in 4 KiB
+    # 16 bytes per record (8-byte header); the kernel keeps the ring from filling
+    # up completely, so 255 fit in 4 KiB, as a kernel run of the same program shows.
+    for _ in range(300):
         assert machine.run("prog", bytes(20)).exception is None
-    assert len(_values(machine)) == 256
+    assert len(_values(machine)) == 255
     drops = machine.maps[".data.drops"].lookup(bytes(4), 0)
-    assert int.from_bytes(drops[:8], "little") == 44
+    assert int.from_bytes(drops[:8], "little") == 45
 
 
 def test_records_start_zeroed() -> None:

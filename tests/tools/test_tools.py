@@ -22,8 +22,6 @@ from .conftest import run_tool
 
 pytestmark = pytest.mark.kernel
 
-NEEDS_USER_READ = "reading a u64 from user memory (the argv[i] pointers of execve)"
-NEEDS_ARRAY_FIELDS = "tracepoint array fields (saddr[4] of sock:inet_sock_set_state)"
 
 
 def paused_child(code: str) -> subprocess.Popen[bytes]:
@@ -193,7 +191,6 @@ def test_exitsnoop_reports_exit_codes_and_signals() -> None:
     assert "code 3" in codes and "signal 9 (KILL)" in codes
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_USER_READ)
 def test_execsnoop_reports_a_command_and_its_arguments() -> None:
     def workload() -> None:
         subprocess.run(["/bin/echo", "pykex-execsnoop", "second-arg"], capture_output=True)
@@ -205,7 +202,6 @@ def test_execsnoop_reports_a_command_and_its_arguments() -> None:
 
 
 @pytest.mark.netns
-@pytest.mark.xfail(strict=True, reason=NEEDS_ARRAY_FIELDS)
 def test_tcpstates_follows_a_connection_through_its_states() -> None:
     with VethNamespace(prefix="pkxt") as net:
         server = socket.create_server((net.host_address, 0))

@@ -70,6 +70,9 @@ def _lower(module: Module, recursive: set[str]) -> ModuleIR:
         if decl.program is None and decl.name not in called and decl.name not in recursive:
             FunctionLowering(shared, decl.name, recursive).lower_standalone(decl)
     maps: list[MapDecl] = [info.decl for info in module.maps.values()]
+    for decl in maps:
+        if decl.kind in ("RINGBUF", "PERF_EVENT_ARRAY"):
+            decl.record_type = shared.record_type(decl.name)
     maps += section_maps(module)
     maps += runtime_globals(shared)
     if shared.rodata:

@@ -16,7 +16,7 @@ from functools import cache
 
 from pykex.btf import BTFError, TracepointField, TracepointFormat, load_vmlinux
 from pykex.ir.nodes import Scalar
-from pykex.lang.types import U32_T, U64_T, IntT, Type
+from pykex.lang.types import U8_T, U32_T, U64_T, ArrayT, IntT, Type
 
 # name -> (offset, type, writable)
 XDP_FIELDS: dict[str, tuple[int, Type, bool]] = {
@@ -106,9 +106,9 @@ def _perf_event_fields() -> dict[str, tuple[int, Type, bool]]:
 @dataclass(frozen=True)
 class TracepointString:
     """A tracepoint field that names a string: ``data_loc``/``rel_loc`` (the bytes
-    follow the record, located by a 32-bit word at ``field.offset``), ``pointer``
-    (a ``char *`` in user or kernel memory) or ``array`` (``char name[N]`` inside
-    the record)."""
+    follow the record, located by a 32-bit word at ``field.offset``) or ``pointer``
+    (a ``char *`` in user or kernel memory). ``char name[N]`` arrays inside the
+    record are values (:func:`tracepoint_array`)."""
 
     field: TracepointField
     form: str
@@ -119,16 +119,36 @@ def tracepoint_string(tracepoint: TracepointFormat, name: str) -> TracepointStri
     for field in tracepoint.fields:
         if field.name != name:
             continue
-        base = field.c_type.replace("const ", "").replace("unsigned ", "").strip()
+        base = _base_type(field.c_type)
         if field.dynamic is not None and base == "char[]":
             return TracepointString(field, field.dynamic, "kernel")
         if field.dynamic is None and base in ("char *", "char*") and field.size == 8:
             # System call arguments point into the calling process.
             space = "user" if tracepoint.group == "syscalls" else "kernel"
             return TracepointString(field, "pointer", space)
-        if base == "char" and field.array_length:
-            return TracepointString(field, "array", "kernel")
     return None
+
+
+def tracepoint_array(tracepoint: TracepointFormat, name: str) -> ArrayT | None:
+    """The type of fixed-array field ``name`` (``__u8 saddr[4]``, ``char comm[16]``):
+    ``Bytes[N]`` for chars, ``Array[T, N]`` for other integer elements; None
+    when ``name`` is not such a field."""
+    for field in tracepoint.fields:
+        if field.name != name or field.dynamic or not field.array_length:
+            continue
+        element_size, rest = divmod(field.size, field.array_length)
+        if rest or element_size not in (1, 2, 4, 8):
+            return None
+        if _base_type(field.c_type) == "char":
+            return ArrayT(U8_T, field.array_length, text=True)
+        return ArrayT(IntT(Scalar(element_size * 8, field.signed)), field.array_length)
+    return None
+
+
+def _base_type(c_type: str) -> str:
+    for qualifier in ("const ", "unsigned ", "signed "):
+        c_type = c_type.replace(qualifier, "")
+    return c_type.strip()
 
 
 def context_field(kind: str, name: str, tracepoint: TracepointFormat | None
@@ -161,7 +181,7 @@ def unsupported_tracepoint_field(tracepoint: TracepointFormat, name: str) -> str
             if field.dynamic:
                 return f"{name} is a variable-length field of {field.c_type}, not supported"
             if field.array_length is not None:
-                return f"{name} is an array field ({field.c_type}[]), readable only when it " \
-                    "holds chars"
+                return f"{name} is an array field ({field.c_type}[{field.array_length}]) " \
+                    "whose elements are not integers of 1, 2, 4 or 8 bytes"
             return f"{name} has size {field.size}, which is not an integer width"
     return None

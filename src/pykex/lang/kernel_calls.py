@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING
 
-from pykex.ir.nodes import U32, U64, BinOp, Call, Cast, Load, MapRef, MemZero, Temp, Value
+from pykex.ir.nodes import U32, U64, BinOp, Call, Cast, Load, MapRef, MemZero, Scalar, Temp, Value
 from pykex.lang import names
 from pykex.lang.contexts import (
     ContextLayoutError,
@@ -24,11 +24,13 @@ from pykex.lang.contexts import (
 )
 from pykex.lang.diagnostics import SourceError
 from pykex.lang.kernel_types import KernelTypeError, member, struct_pointer
+from pykex.lang.module import holds_lock
 from pykex.lang.types import (
     I64_T,
     U8_T,
     U64_T,
     ArrayT,
+    BoolT,
     ContextT,
     IntT,
     KernelT,
@@ -66,7 +68,9 @@ _KIND_RULES: dict[str, frozenset[str]] = {
 }
 
 KERNEL_FUNCTIONS = frozenset({"comm", "current_task", "user_string", "kernel_string",
-                              *_KIND_RULES})
+                              "user_read", "kernel_read", *_KIND_RULES})
+
+_READ_HELPERS = {"user": "bpf_probe_read_user", "kernel": "bpf_probe_read_kernel"}
 
 
 class KernelCallsMixin:
@@ -135,10 +139,6 @@ class KernelCallsMixin:
             address = self.temp("str")
             self.emit(Load(address, ctx, field.offset, U64))
             return Operand(StringT(found.space), address)
-        if found.form == "array":
-            pointer = self.temp("field", pointer=True)
-            self.emit(BinOp(pointer, "add", ctx, field.offset, U64))
-            return self.read_kernel(pointer, ArrayT(U8_T, field.size, text=True), field.size)
         # __data_loc: the low 16 bits locate the bytes in the record (rel_loc:
         # counted from the end of the field).
         word, offset = self.temp("loc"), self.temp("loc")
@@ -151,6 +151,34 @@ class KernelCallsMixin:
         pointer = self.temp("str", pointer=True)
         self.emit(BinOp(pointer, "add", ctx, offset, U64))
         return Operand(StringT("kernel"), pointer)
+
+    def tracepoint_array(self: FunctionLowering, offset: int, ty: ArrayT) -> Operand:
+        """A fixed array of the tracepoint record copied into the frame.
+
+        A ``char`` array is a string: the kernel often leaves stale bytes after
+        its NUL, so it is read as strings are (zeros after the NUL). Other arrays
+        are loaded: the kernel lets a tracepoint program load from its record at
+        any offset aligned to the load's size, so the copy takes the widest
+        aligned chunks it can."""
+        slot = Place("frame", self.alloc(ty.size))
+        ctx = self.context()
+        if ty.text:
+            field = self.temp("field", pointer=True)
+            self.emit(BinOp(field, "add", ctx, offset, U64))
+            base, start = self.base(slot)
+            self.emit(MemZero(base, start, ty.size))
+            self.probe_read(slot, ty.size, field, _STRING_HELPERS["kernel"])
+            return Operand(ty, place=slot, fresh=True)
+        position = 0
+        while position < ty.size:
+            width = next(w for w in (8, 4, 2, 1)
+                         if (offset + position) % w == 0 and ty.size - position >= w)
+            scalar = Scalar(width * 8, False)
+            chunk = self.temp()
+            self.emit(Load(chunk, ctx, offset + position, scalar))
+            self.store(slot.at(position), IntT(scalar), chunk)
+            position += width
+        return Operand(ty, place=slot, fresh=True)
 
     # -- context methods ---------------------------------------------------------------------
 
@@ -212,6 +240,7 @@ class KernelCallsMixin:
         if isinstance(value.type, RefT):
             value = self.coerce(value, value.type.target, node.args[0])
         pointer, _ = self.data_pointer(value, value.type)
+        self.shared.record_sent(mt.name, value.type)
         m = self.temp("map", pointer=True)
         self.emit(MapRef(m, mt.name))
         err = self.temp("err")
@@ -222,11 +251,13 @@ class KernelCallsMixin:
             self.emit(Call(err, "bpf_perf_event_output",
                            [self.context(), m, BPF_F_CURRENT_CPU, pointer, size]))
         full, sent = self.label("dropped"), self.label("sent")
+        state = self.scope.state
         self.end_branch("ne", err, 0, True, full, sent)
         self.start(full)
         self.count_drop(mt.name)
         self.jump(sent)
         self.start(sent)
+        self.scope.state = state  # both paths meet knowing what was known before
         return Operand(NoneT())
 
     # -- prelude functions -------------------------------------------------------------------
@@ -254,7 +285,28 @@ class KernelCallsMixin:
             address = self.coerce(self.expr(node.args[0], expected=U64_T), U64_T,
                                   node.args[0])
             return Operand(StringT(name.removesuffix("_string")), address.value)
+        if name in ("user_read", "kernel_read"):
+            return self.read_memory(node, name.removesuffix("_read"))
         return getattr(self, f"helper_{name}")(node)
+
+    def read_memory(self: FunctionLowering, node: ast.Call, space: str) -> Operand:
+        """``user_read(address, T)`` / ``kernel_read(address, T)``: ``T.size`` bytes at
+        ``address`` seen as a ``T``. The helpers clear the destination when the
+        memory cannot be read, so a fault reads as zeros."""
+        shape = f"{space}_read(address, Type)"
+        expect_args(node, 2, shape)
+        address = self.coerce(self.expr(node.args[0], expected=U64_T), U64_T, node.args[0])
+        assert address.value is not None
+        ty = self.resolve_type(node.args[1])
+        if not ty.is_data or holds_lock(ty):
+            raise SourceError(node.args[1], f"{shape} reads an integer, bool, Struct or "
+                              f"Array (without a SpinLock), not {ty}")
+        size = size_of(ty)
+        slot = Place("frame", self.alloc(size))
+        self.probe_read(slot, size, address.value, _READ_HELPERS[space])
+        if isinstance(ty, IntT | BoolT):
+            return Operand(ty.value, self.load(slot, ty))
+        return Operand(ty, place=slot, fresh=True)
 
     def ctx_argument(self: FunctionLowering, node: ast.Call, what: str) -> Temp:
         arg = self.expr(node.args[0]) if node.args else None

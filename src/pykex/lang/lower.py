@@ -58,6 +58,7 @@ from pykex.lang import names
 from pykex.lang.contexts import (
     ContextLayoutError,
     context_field,
+    tracepoint_array,
     tracepoint_string,
     unsupported_tracepoint_field,
 )
@@ -192,6 +193,17 @@ class ModuleLowering:
         self._strings: dict[bytes, int] = {}
         self.drop_counters: list[str] = []  # rings, in the order of their u64 counters
         self.crash_flags: list[str] = []  # crash_stop programs, one u32 flag each
+        self.records: dict[str, set[Type]] = {}  # event map -> the types of its records
+
+    def record_sent(self, ring: str, ty: Type) -> None:
+        self.records.setdefault(ring, set()).add(ty)
+
+    def record_type(self, ring: str) -> object:
+        """The layout of every record sent on ``ring`` when they are all one Struct."""
+        sent = self.records.get(ring, set())
+        if len(sent) == 1 and isinstance(ty := next(iter(sent)), StructT):
+            return ty.layout
+        return None
 
     def drop_offset(self, ring: str) -> int:
         """Offset of ring ``ring``'s drop counter in the drops global."""
@@ -1062,6 +1074,10 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         if name in module.constants:
             constant = module.constants[name]
             return Operand(constant.type, constant.value)
+        if name in module.byte_strings:
+            return Operand(BytesT(module.byte_strings[name]))
+        if name in module.reported:
+            raise Poisoned
         if name in module.globals:
             var = module.globals[name]
             place = Place("global", var.offset, map=var.section)
@@ -1082,6 +1098,10 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         raise self.unknown_name(node, name)
 
     def unknown_name(self, node: ast.AST, name: str) -> SourceError:
+        if name in self.module.userspace:
+            return SourceError(node, f"{name} is {self.module.userspace[name]}; kernel code "
+                               "cannot use it", "programs and the functions they call use "
+                               "pykex names, constants, maps and globals only")
         if name in names.FORBIDDEN_BUILTINS:
             return SourceError(node, f"{name} is not available in extensions",
                                names.FORBIDDEN_BUILTINS[name])
@@ -1124,6 +1144,9 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
                 found = tracepoint_string(self.tracepoint, node.attr)
                 if found is not None:
                     return self.tracepoint_string(found)
+                array = tracepoint_array(self.tracepoint, node.attr)
+                if array is not None:
+                    return self.tracepoint_array(self.tracepoint.field(node.attr).offset, array)
             offset, ty, _ = self.context_field(base.type, node)
             t = self.temp()
             self.emit(Load(t, self.context(), offset, _memory_int(ty).scalar))
@@ -1151,6 +1174,8 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         if found is not None:
             return found
         if ctx.kind == "tracepoint" and self.tracepoint is not None:
+            if tracepoint_array(self.tracepoint, node.attr) is not None:
+                raise SourceError(node, f"{ctx}.{node.attr} is read-only")
             why = unsupported_tracepoint_field(self.tracepoint, node.attr)
             if why is not None:
                 raise SourceError(node, why)
@@ -1228,10 +1253,32 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             t = self.temp()
             self.emit(Load(t, ptr, 0, U8))
             return Operand(U8_T, t)
+        if isinstance(base.type, BytesT):
+            return self.byte_string_index(base.type.value, node)
         place, ty = self.element_place(base, node)
         if isinstance(ty, IntT | BoolT):
             return Operand(ty.value, self.load(place, ty))
         return Operand(ty, place=place)
+
+    def byte_string_index(self, data: bytes, node: ast.Subscript) -> Operand:
+        """``NAME[i]`` of a byte-string constant: a u8, folded when ``i`` is constant,
+        else read from the copy of the bytes kept in ``.rodata``."""
+        if isinstance(node.slice, ast.Slice):
+            raise SourceError(node, "byte strings cannot be sliced",
+                              "compare packet slices with the whole string")
+        index = self.expr(node.slice)
+        if isinstance(index.type, LiteralT) or (isinstance(index.type, IntT)
+                                                and isinstance(index.value, int)):
+            i = index.value
+            assert isinstance(i, int)
+            if not -len(data) <= i < len(data):
+                raise SourceError(node.slice, f"index {i} is out of range for a byte string "
+                                  f"of {len(data)} bytes")
+            return Operand(U8_T, data[i])
+        stored = Operand(ArrayT(U8_T, len(data)),
+                         place=Place("global", self.shared.string(data), map=".rodata"))
+        place, _ = self.element_place(stored, node)
+        return Operand(U8_T, self.load(place, U8_T))
 
     def index_value(self, index: Operand, node: ast.AST) -> Value:
         if isinstance(index.type, LiteralT):
@@ -1950,19 +1997,34 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         lower = piece.lower if piece.lower is not None else ast.Constant(0)
         if piece.upper is None:
             raise SourceError(node, "a packet slice needs an end: ctx.packet[a:b]")
-        length = _constant_distance(lower, piece.upper)
+        length = self.constant_distance(lower, piece.upper)
         if length is None:
             start = self.expr(lower)
             end = self.expr(piece.upper)
-            if isinstance(start.type, LiteralT) and isinstance(end.type, LiteralT):
-                length = end.type.value - start.type.value
+            if isinstance(start.value, int) and isinstance(end.value, int):
+                length = end.value - start.value
             else:
                 raise SourceError(node, "the length of a packet slice must be a constant",
-                                  "write ctx.packet[off:off + 4]")
+                                  "write ctx.packet[off:off + 4] or ctx.packet[off:off + "
+                                  "len(NAME)]")
         if length <= 0:
             raise SourceError(node, "a packet slice must have a positive length")
         offset = self.index_value(self.expr(lower), lower)
         return Operand(SliceT(length), extra={"offset": offset, "node": node})
+
+    def constant_distance(self, lower: ast.expr, upper: ast.expr) -> int | None:
+        """``n`` when ``upper`` is written ``lower + n`` (or ``n + lower``) with ``n``
+        a constant expression (``4``, ``HEADER``, ``len(SIGNATURE)``)."""
+        if not (isinstance(upper, ast.BinOp) and isinstance(upper.op, ast.Add)):
+            return None
+        same = ast.dump(lower)
+        for base, distance in ((upper.left, upper.right), (upper.right, upper.left)):
+            if ast.dump(base) == same:
+                # A distance that is not constant makes the slice an error anyway.
+                value = self.expr(distance).value
+                if isinstance(value, int):
+                    return value
+        return None
 
     def slice_compare(self, node: ast.Compare, left: Operand, right: Operand) -> Operand:
         op = _COMPARE[type(node.ops[0])]
@@ -2024,6 +2086,8 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
                 return self.inline(self.module.functions[name], node)
             if name in self.module.structs:
                 return self.construct(self.module.structs[name], node)
+            if name in self.module.reported:
+                raise Poisoned
             prelude = self.module.prelude.get(name)
             if prelude is None and name not in self.scope.locals:
                 return self.builtin_call(name, node)
@@ -2043,6 +2107,9 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
                 return Operand(LiteralT(target.type.length), target.type.length)
             if isinstance(target.type, SliceT):
                 return Operand(LiteralT(target.type.length), target.type.length)
+            if isinstance(target.type, BytesT):
+                size = len(target.type.value)
+                return Operand(LiteralT(size), size)
             raise SourceError(node.args[0], f"len() of a {_describe(target.type)} is not "
                               "supported")
         if name == "bool":
@@ -2144,7 +2211,13 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
     def atomic_add(self, node: ast.Call) -> Operand:
         _expect_args(node, 2, "atomic_add(ref.field, amount)")
         target = node.args[0]
-        lvalue = self.lvalue(target)
+        var = self.module.globals.get(target.id) if isinstance(target, ast.Name) and (
+            target.id not in self.scope.local_names) else None
+        if var is not None:
+            # A scalar global is a place too (its slot in .bss or .data).
+            lvalue = LValue(var.type, Place("global", var.offset, map=var.section))
+        else:
+            lvalue = self.lvalue(target)
         if lvalue.place is None or lvalue.place.kind == "frame":
             raise SourceError(target, "atomic_add works on fields of map values and globals",
                               "for a local, write x += n")
@@ -2367,15 +2440,6 @@ def _printk_spec(ty: Type) -> str:
 def _expect_args(node: ast.Call, count: int, shape: str) -> None:
     if len(node.args) != count or node.keywords:
         raise SourceError(node, f"expected {shape}")
-
-
-def _constant_distance(lower: ast.expr, upper: ast.expr) -> int | None:
-    """``n`` when ``upper`` is written ``lower + n``."""
-    if (isinstance(upper, ast.BinOp) and isinstance(upper.op, ast.Add)
-            and isinstance(upper.right, ast.Constant) and isinstance(upper.right.value, int)
-            and ast.dump(upper.left) == ast.dump(lower)):
-        return upper.right.value
-    return None
 
 
 def _assigned_names(node: ast.FunctionDef) -> set[str]:

@@ -9,6 +9,7 @@ arithmetic, and Struct layouts are computed with :mod:`pykex.layout`.
 from __future__ import annotations
 
 import ast
+import difflib
 import importlib
 import operator
 from collections.abc import Callable
@@ -112,6 +113,12 @@ class Module:
     maps: dict[str, MapInfo] = field(default_factory=dict)
     globals: dict[str, GlobalVar] = field(default_factory=dict)
     functions: dict[str, FunctionDecl] = field(default_factory=dict)
+    byte_strings: dict[str, bytes] = field(default_factory=dict)
+    # Names whose declaration was reported (a function with a bad signature, an
+    # unknown import): their uses are not reported again.
+    reported: set[str] = field(default_factory=set)
+    # The user-space part of a tool module: name -> what it is, for messages.
+    userspace: dict[str, str] = field(default_factory=dict)
     license: str = "GPL"
 
     def loc(self, node: ast.AST, function: str = "<module>", caller: Loc | None = None) -> Loc:
@@ -143,6 +150,8 @@ class Module:
             or name in self.maps
             or name in self.globals
             or name in self.functions
+            or name in self.byte_strings
+            or name in self.reported
         )
 
 
@@ -178,6 +187,16 @@ def fold(module: Module, node: ast.expr) -> Constant:
         raise SourceError(node, f"expected an integer constant, found {type(node.value).__name__}")
     if isinstance(node, ast.Name) and node.id in module.constants:
         return module.constants[node.id]
+    if isinstance(node, ast.Name) and node.id in module.byte_strings:
+        raise SourceError(node, f"{node.id} is a byte string, not an integer",
+                          f"len({node.id}) and {node.id}[i] are integers")
+    if (isinstance(node, ast.Attribute) and node.attr == "size"
+            and isinstance(node.value, ast.Name) and node.value.id in module.structs):
+        size = module.structs[node.value.id].size
+        return Constant(size, LiteralT(size))
+    if isinstance(node, ast.Call | ast.Subscript) and (
+            folded := _fold_byte_string(module, node)) is not None:
+        return folded
     prelude = module.prelude_name(node)
     if prelude in names.CONSTANTS:
         value = names.CONSTANTS[prelude]
@@ -220,6 +239,34 @@ def fold(module: Module, node: ast.expr) -> Constant:
         return Constant(int(inner.value != 0), BOOL_T)
     raise SourceError(node, "not a constant expression",
                       "module-level values must be computed from literals and other constants")
+
+
+def _fold_byte_string(module: Module, node: ast.Call | ast.Subscript) -> Constant | None:
+    """``len(NAME)`` (an untyped constant) or ``NAME[i]`` (a u8) of a byte-string
+    constant ``NAME``; None when ``node`` is neither."""
+    if isinstance(node, ast.Call):
+        if not (isinstance(node.func, ast.Name) and node.func.id == "len"
+                and len(node.args) == 1 and not node.keywords):
+            return None
+        data = _byte_string(module, node.args[0])
+        return None if data is None else Constant(len(data), LiteralT(len(data)))
+    data = _byte_string(module, node.value)
+    if data is None:
+        return None
+    index = fold_int(module, node.slice)
+    if not -len(data) <= index < len(data):
+        raise SourceError(node.slice, f"index {index} is out of range for a byte string of "
+                          f"{len(data)} bytes")
+    return Constant(data[index], U8_T)
+
+
+def _byte_string(module: Module, node: ast.expr) -> bytes | None:
+    """The bytes ``node`` names: a byte-string literal or constant."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, bytes):
+        return node.value
+    if isinstance(node, ast.Name):
+        return module.byte_strings.get(node.id)
+    return None
 
 
 def _typed(node: ast.AST, value: int, ty: Type) -> Constant:
@@ -294,11 +341,121 @@ def resolve_type(module: Module, node: ast.expr | None, *, allow_context: bool =
 def analyse(module: Module, tracepoints: TracepointSource | None) -> None:
     """Fill ``module``'s tables from its top-level statements."""
     sections: dict[str, list[GlobalVar]] = {".bss": [], ".data": []}
+    userspace = UserSpace.of(module.tree)
     for statement in module.tree.body:
         try:
-            _declaration(module, statement, sections, tracepoints)
+            if not userspace.skip(module, statement):
+                _declaration(module, statement, sections, tracepoints)
         except SourceError as error:
             module.reporter.record(error if error.node else _at(error, statement))
+
+
+USERSPACE_HOOKS = ("options", "main")
+"""Functions of a tool module that run in CPython (``pykex run`` calls them)."""
+
+
+@dataclass
+class UserSpace:
+    """The user-space part of a tool module, which the compiler leaves to CPython.
+
+    It is the undecorated top-level functions named ``main`` and ``options`` that
+    kernel code never calls, the functions only they use and an ``if __name__ ==
+    "__main__":`` block; in a module that has any of these, also the imports of
+    other modules than pykex and the module-level values (``NAME = ...``, maps
+    aside) that kernel code never mentions. Kernel code that uses a user-space
+    name is told so where it does.
+    """
+
+    functions: set[str]
+    statements: list[ast.stmt]
+
+    @classmethod
+    def of(cls, tree: ast.Module) -> UserSpace:
+        defined = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+        uses = {name: {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+                & defined.keys() for name, node in defined.items()}
+
+        def reach(roots: set[str]) -> set[str]:
+            seen: set[str] = set()
+            todo = list(roots)
+            while todo:
+                name = todo.pop()
+                if name not in seen:
+                    seen.add(name)
+                    todo.extend(uses[name])
+            return seen
+
+        hooks = {name for name in USERSPACE_HOOKS
+                 if name in defined and not defined[name].decorator_list}
+        from_hooks = reach(hooks)
+        kernel_roots = (defined.keys() - from_hooks) | {
+            name for name, node in defined.items() if node.decorator_list}
+        functions = from_hooks - reach(kernel_roots - hooks)
+        statements = [node for node in tree.body if _is_main_block(node) or (
+            isinstance(node, ast.FunctionDef) and node.name in functions)]
+        if not statements:
+            return cls(functions, [])
+        statements += [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
+                       and _foreign_modules(node)]
+        # Values start as user space and become kernel values when kernel code
+        # (or another kernel value) mentions them, until nothing changes.
+        values = [node for node in tree.body if _value_name(node) is not None]
+        while True:
+            kernel = [node for node in tree.body if node not in statements and node not in values]
+            mentioned = {n.id for node in kernel for n in ast.walk(node)
+                         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+            kept = [node for node in values if _value_name(node) not in mentioned]
+            if kept == values:
+                return cls(functions, statements + values)
+            values = kept
+
+    def skip(self, module: Module, node: ast.stmt) -> bool:
+        """Whether ``node`` belongs to the user-space part; records what it defines."""
+        if node not in self.statements:
+            return False
+        if isinstance(node, ast.FunctionDef):
+            module.userspace[node.name] = f"the user-space function {node.name}()"
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                name = alias.asname or alias.name.split(".")[0]
+                module.userspace[name] = (f"imported from {_foreign_modules(node)[0]} for the "
+                                          "user-space part")
+        elif (name := _value_name(node)) is not None:
+            module.userspace[name] = f"the user-space value {name}"
+        return True
+
+
+def _value_name(node: ast.stmt) -> str | None:
+    """The name ``NAME = value`` binds, unless it declares a map (or the license)."""
+    if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name) and node.targets[0].id != "LICENSE"):
+        return None
+    value = node.value
+    if isinstance(value, ast.Call):
+        func = value.func.value if isinstance(value.func, ast.Subscript) else value.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if name in names.MAP_KINDS:
+            return None
+    return node.targets[0].id
+
+
+def _is_main_block(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__":``"""
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__")
+
+
+def _foreign_modules(node: ast.Import | ast.ImportFrom) -> list[str]:
+    """The modules other than pykex's that ``node`` imports from."""
+    if isinstance(node, ast.ImportFrom):
+        if node.level or node.module not in (*names.PRELUDE_MODULES, *LIBRARY_MODULES,
+                                             "__future__"):
+            return [node.module or "."]
+        return []
+    foreign = [a.name for a in node.names if a.name not in names.PRELUDE_MODULES]
+    # `import pykex, os` is reported as it is: one statement, one part.
+    return foreign if len(foreign) == len(node.names) else []
 
 
 def _at(error: SourceError, node: ast.AST) -> SourceError:
@@ -313,7 +470,7 @@ def _declaration(module: Module, node: ast.stmt, sections: dict[str, list[Global
         for alias in node.names:
             if alias.name not in names.PRELUDE_MODULES:
                 raise SourceError(node, f"cannot import {alias.name}: an extension may import "
-                                  "only from pykex", "write `from pykex import ...`")
+                                  "only from pykex", IMPORT_HINT)
             module.pykex_aliases.add(alias.asname or alias.name.split(".")[0])
     elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(
         node.value.value, str
@@ -322,7 +479,12 @@ def _declaration(module: Module, node: ast.stmt, sections: dict[str, list[Global
     elif isinstance(node, ast.ClassDef):
         _struct(module, node)
     elif isinstance(node, ast.FunctionDef):
-        _function(module, node, tracepoints)
+        try:
+            _function(module, node, tracepoints)
+        except SourceError:
+            if not module.is_user_name(node.name):
+                module.reported.add(node.name)
+            raise
     elif isinstance(node, ast.AsyncFunctionDef):
         raise SourceError(node, "async functions are not supported in extensions")
     elif isinstance(node, ast.Assign):
@@ -357,14 +519,23 @@ def _import_from(module: Module, node: ast.ImportFrom) -> None:
         return
     if node.module not in names.PRELUDE_MODULES or node.level:
         raise SourceError(node, f"cannot import from {node.module or '.'}: an extension may "
-                          "import only from pykex", "write `from pykex import ...`")
+                          "import only from pykex", IMPORT_HINT)
     for alias in node.names:
         if alias.name == "*":
             raise SourceError(node, "`from pykex import *` hides where names come from",
                               "import the names you use")
         if alias.name not in _PRELUDE_EXPORTS:
-            raise SourceError(node, f"pykex has no name {alias.name!r}")
+            # The other names stay usable: only this one is reported.
+            close = difflib.get_close_matches(alias.name, sorted(_PRELUDE_EXPORTS), n=1)
+            module.reporter.error(node, f"pykex has no name {alias.name!r}",
+                                  f"did you mean {close[0]!r}?" if close else None)
+            module.reported.add(alias.asname or alias.name)
+            continue
         module.prelude[alias.asname or alias.name] = alias.name
+
+
+IMPORT_HINT = ("write `from pykex import ...`; only the user-space part of a tool (its main() "
+               "and options() functions) may use other modules")
 
 
 # Libraries of declarations written in pykex itself (protocol headers and their
@@ -470,6 +641,9 @@ def _assign(module: Module, node: ast.Assign) -> None:
         return
     if isinstance(value, ast.Lambda):
         raise SourceError(value, "lambdas are not supported", "define a function with def")
+    if isinstance(value, ast.Constant) and isinstance(value.value, bytes):
+        module.byte_strings[name] = value.value
+        return
     module.constants[name] = fold(module, value)
 
 

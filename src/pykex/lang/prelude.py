@@ -516,6 +516,18 @@ def kernel_string(address: int) -> Any:
     raise TypeError("kernel_string() reads kernel memory: compiled code only")
 
 
+def user_read(address: int, kind: type[T]) -> T:
+    """The ``kind`` value (an integer type, a Struct or an Array) stored at user
+    address ``address``, read with ``bpf_probe_read_user``: ``kind.size`` bytes.
+    Memory that cannot be read (a bad pointer, a page not mapped) reads as zeros."""
+    raise TypeError("user_read() reads user memory: compiled code only")
+
+
+def kernel_read(address: int, kind: type[T]) -> T:
+    """Like :func:`user_read`, for kernel memory (``bpf_probe_read_kernel``)."""
+    raise TypeError("kernel_read() reads kernel memory: compiled code only")
+
+
 def _packet_only(name: str) -> Callable[..., Any]:
     def helper(*args: Any) -> Any:
         raise TypeError(f"{name}() changes a packet in the kernel: compiled code only")
@@ -627,6 +639,7 @@ __all__ = [
     "i16",
     "i32",
     "i64",
+    "kernel_read",
     "kernel_string",
     "kprobe",
     "kretprobe",
@@ -653,6 +666,7 @@ __all__ = [
     "uid_gid",
     "uprobe",
     "uretprobe",
+    "user_read",
     "user_string",
     "xdp",
     "xdp_adjust_head",

@@ -194,6 +194,7 @@ class ResourcesMixin:
         name = target.id
         self.check_binding(target)
         mt = ring.type
+        self.shared.record_sent(mt.name, record)
         m = self.temp("map", pointer=True)
         self.emit(MapRef(m, mt.name))
         pointer = self.temp(name, pointer=True)

@@ -12,12 +12,10 @@ A *tool* is an extension module that may also carry a user-space part::
         for event in session.events():
             table.row(event.pid, event.comm)
 
-The compiler sees the module without its user-space part (:func:`kernel_source`
-blanks ``options``, ``main``, the top-level functions only they use, imports
-of other modules than pykex and an ``if __name__ == "__main__":`` block,
-keeping every line where it was, so tracebacks point into the file as
-written). ``main`` runs in CPython with the
-module imported normally.
+The compiler reads the whole module and leaves its user-space part alone
+(``options``, ``main``, the functions only they use, imports of other modules
+than pykex, values only they use; see docs/language.md). ``main`` runs in
+CPython with the module imported normally.
 
 :class:`Runner` does the work: :meth:`Runner.load` compiles and loads (every
 option whose destination names a module global sets that global before
@@ -59,17 +57,13 @@ from pykex.kernel.maps import sum_per_cpu
 from pykex.kernel.ringbuf import RingBuffer
 from pykex.kernel.tracepipe import TraceLine, TracePipe
 from pykex.lang.diagnostics import CompileError, Reporter, SourceError
-from pykex.lang.module import GlobalVar, Module, analyse
-from pykex.lang.names import PRELUDE_MODULES
+from pykex.lang.module import USERSPACE_HOOKS, GlobalVar, Module, UserSpace, analyse
 from pykex.layout import LayoutType, Struct
 
 from .errors import ExceptionReport
 from .extension import Extension, LoadedProgram
 from .histogram import Histogram, HistogramSections, LinearHistogram, Log2Histogram
 from .output import Column, JsonLines, Progress, Table, Tick, colorize, intervals
-
-USERSPACE_HOOKS = ("options", "main")
-"""Top-level functions of a tool that run in CPython, never in the kernel."""
 
 _POLL_SECONDS = 0.1  # how often the event loop looks at the error channel and the clock
 _HISTOGRAM_PRAGMA = re.compile(r"#\s*histogram:\s*(log2|linear)\b\s*(\w+)?")
@@ -84,49 +78,16 @@ class RunError(Exception):
 # -- the tool module -----------------------------------------------------------------------
 
 
-def _is_userspace_statement(node: ast.stmt) -> bool:
-    if isinstance(node, ast.Import):
-        return any(alias.name not in PRELUDE_MODULES for alias in node.names)
-    if isinstance(node, ast.ImportFrom):
-        return node.module not in (*PRELUDE_MODULES, "__future__") or bool(node.level)
-    if isinstance(node, ast.If):
-        test = node.test
-        return (
-            isinstance(test, ast.Compare)
-            and isinstance(test.left, ast.Name)
-            and test.left.id == "__name__"
-        )
-    return False
-
-
 def userspace_functions(tree: ast.Module) -> set[str]:
     """The hooks and the top-level functions only they use (transitively): the
     part of a tool that runs in CPython. A function a program uses stays kernel code."""
-    functions = {
-        node.name: node for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    }
-    uses = {
-        name: {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in functions}
-        for name, node in functions.items()
-    }
-
-    def reach(roots: set[str]) -> set[str]:
-        seen, todo = set(), list(roots)
-        while todo:
-            name = todo.pop()
-            if name not in seen:
-                seen.add(name)
-                todo.extend(uses[name])
-        return seen
-
-    programs = {name for name, node in functions.items() if node.decorator_list}
-    hooks = {name for name in USERSPACE_HOOKS if name in functions}
-    return hooks | (reach(hooks) - reach(programs - hooks))
+    return UserSpace.of(tree).functions
 
 
 def kernel_source(source: str) -> str:
-    """``source`` with its user-space part blanked, line numbers unchanged.
+    """``source`` with its user-space part (as the compiler sees it) blanked, line
+    numbers unchanged. The compiler reads whole tool modules; this is the kernel
+    part alone, for tools that look at it.
 
     Source that does not parse is returned as it is, for the compiler to
     report its syntax error.
@@ -135,13 +96,9 @@ def kernel_source(source: str) -> str:
         tree = ast.parse(source)
     except SyntaxError:
         return source
-    userspace = userspace_functions(tree)
+    userspace = UserSpace.of(tree)
     lines = source.splitlines(keepends=True)
-    for node in tree.body:
-        named = getattr(node, "name", None)
-        if not (_is_userspace_statement(node) or (
-                isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and named in userspace)):
-            continue
+    for node in userspace.statements:
         first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
         last = node.end_lineno or node.lineno
         for index in range(first - 1, last):
@@ -164,7 +121,6 @@ class Tool:
 
     path: str
     source: str
-    kernel: str
     hooks: set[str]
     globals: dict[str, GlobalVar] = field(default_factory=dict)
     records: dict[str, LayoutType] = field(default_factory=dict)
@@ -191,15 +147,14 @@ class Tool:
             node.name for node in tree.body
             if isinstance(node, ast.FunctionDef) and node.name in USERSPACE_HOOKS
         }
-        tool = cls(name, source, kernel_source(source), hooks)
+        tool = cls(name, source, hooks)
         tool._learn(tree)
         return tool
 
     def _learn(self, tree: ast.Module) -> None:
         """Globals and Struct layouts as the compiler lays them out; errors are
         left for the compilation to report with all of its diagnostics."""
-        kernel_tree = ast.parse(self.kernel, self.path)
-        module = Module(self.path, self.kernel, kernel_tree, Reporter(self.path, self.kernel))
+        module = Module(self.path, self.source, tree, Reporter(self.path, self.source))
         try:
             analyse(module, None)
         except SourceError:
@@ -207,7 +162,7 @@ class Tool:
         self.globals = dict(module.globals)
         structs = {name: struct.layout for name, struct in module.structs.items()}
         rings = {name for name, info in module.maps.items() if info.decl.kind == "RINGBUF"}
-        self.records = _record_types(kernel_tree, rings, structs)
+        self.records = _record_types(tree, rings, structs)
         lines = self.source.splitlines()
         for name, info in module.maps.items():
             loc = info.decl.loc
@@ -396,7 +351,7 @@ class Runner:
     def load(self) -> Extension:
         """Compile, load and set the globals the options name."""
         with Progress(f"compiling and loading {self.tool.path}", file=self.err):
-            compilation = Compilation(self.tool.path, source=self.tool.kernel)
+            compilation = Compilation(self.tool.path, source=self.tool.source)
             try:
                 compilation.compiled  # noqa: B018 -- compile errors surface here
             except CompileError as failure:
