@@ -67,30 +67,3 @@ def modes(host_failure: str | None = None) -> list[object]:
     if host_failure is not None:
         host = pytest.param("host", marks=pytest.mark.xfail(strict=True, reason=host_failure))
     return [pytest.param("kernel", marks=pytest.mark.kernel), host]
-
-
-# What host mode lacks; each reason marks strict xfails.
-HOST_RINGBUF = (
-    "runtime: load_host fails on any RingBuffer map: HostMapView's _layout makes "
-    "Bytes[0] for its 0-byte key (TypeError)"
-)
-INTERP_SPIN_LOCK = "backend: pykex.ir.interp does not emulate bpf_spin_lock/bpf_spin_unlock"
-INTERP_PROBE_READ = (
-    "backend: pykex.ir.interp does not emulate bpf_probe_read_kernel(_str), "
-    "bpf_probe_read_user_str, bpf_get_current_comm, bpf_get_current_uid_gid, "
-    "bpf_get_current_task"
-)
-INTERP_SKB = "backend: pykex.ir.interp does not emulate bpf_skb_load_bytes"
-HOST_SKB_RUNS = (
-    "runtime: host-mode test runs of socket_filter and cgroup_skb programs pass the "
-    "Ethernet header on; BPF_PROG_TEST_RUN starts their packet at the network header"
-)
-INTERP_PACKET_HELPERS = (
-    "backend: pykex.ir.interp does not emulate bpf_xdp_adjust_head/tail, bpf_redirect, "
-    "bpf_csum_diff"
-)
-INTERP_LPM = "backend: pykex.ir.interp.HostMap does not emulate LPM_TRIE maps"
-INTERP_MAP_KINDS = (
-    "backend: pykex.ir.interp.HostMap does not emulate PERF_EVENT_ARRAY, STACK_TRACE or "
-    "DEVMAP maps (and bpf_perf_event_output, bpf_get_stackid, bpf_redirect_map)"
-)

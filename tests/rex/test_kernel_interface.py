@@ -15,11 +15,11 @@ import time
 
 import pytest
 
-from pykex.kernel.perfbuf import PerfBuffer
 from pykex.lang import check
 from pykex.lang.prelude import TC_ACT_OK, TC_ACT_REDIRECT, XDP_PASS, XDP_REDIRECT
+from pykex.runtime import HostProcess
 
-from .conftest import INTERP_MAP_KINDS, INTERP_PACKET_HELPERS, INTERP_PROBE_READ, modes
+from .conftest import modes
 
 CURRENT_TASK = """
 from pykex import raw_tracepoint, RawTracepointContext, ArrayMap, Struct, Bytes, u32, u64
@@ -56,10 +56,12 @@ def probe(ctx: RawTracepointContext) -> int:
 """
 
 
-@pytest.mark.parametrize("mode", modes(INTERP_PROBE_READ))
+@pytest.mark.parametrize("mode", modes())
 def test_current_task_ids_comm_and_user_strings(open_extension) -> None:
-    ext = open_extension(source=CURRENT_TASK)
     text = ctypes.create_string_buffer(b"hello from user space")
+    # Host mode runs in this process's task too, but reads only memory it is shown.
+    process = HostProcess.current(memory={ctypes.addressof(text): text.raw})
+    ext = open_extension(source=CURRENT_TASK, process=process)
     args = struct.pack("<Q", ctypes.addressof(text)) + bytes(8 * 11)
     assert ext.probe.test_run(ctx=args).exception is None
     seen = ext.seen[0]
@@ -160,15 +162,21 @@ def emit(ctx: RawTracepointContext) -> int:
 """
 
 
-@pytest.mark.parametrize("mode", modes(INTERP_MAP_KINDS))
+@pytest.mark.parametrize("mode", modes())
 def test_perf_event_array_output(open_extension) -> None:
     ext = open_extension(source=PERF_OUTPUT)
-    with PerfBuffer(ext.maps["samples"]) as buffer:
-        for value in (11, 22):
-            ext.emit.test_run(ctx=struct.pack("<Q", value) + bytes(88))
-        got = buffer.drain()
-    assert [struct.unpack_from("<QI", raw) for raw in got] == [(11, 7), (22, 7)]
-    assert ext.maps[".data.drops"][0].samples == 0
+    for value in (11, 22):
+        ext.emit.test_run(ctx=struct.pack("<Q", value) + bytes(88))
+    # Samples come as perf delivers them: padded so that they and their size fill
+    # 8-byte words (16 bytes of Sample, 4 of padding).
+    raw = ext.samples.drain(decode=lambda data: data)
+    assert [len(sample) for sample in raw] == [20, 20]
+    assert [struct.unpack_from("<QI", sample) for sample in raw] == [(11, 7), (22, 7)]
+    assert ext.samples.drain() == []
+    ext.emit.test_run(ctx=struct.pack("<Q", 33) + bytes(88))
+    (sample,) = ext.samples.drain()  # decoded with the record type the compiler found
+    assert (sample.value, sample.cpu) == (33, 7)
+    assert ext.maps[".data.drops"][0].samples == ext.samples.drops == 0
 
 
 XDP_HELPERS = """
@@ -205,7 +213,7 @@ def too_far(ctx: XdpContext) -> int:
 """
 
 
-@pytest.mark.parametrize("mode", modes(INTERP_PACKET_HELPERS))
+@pytest.mark.parametrize("mode", modes())
 def test_xdp_packet_helpers(open_extension) -> None:
     ext = open_extension(source=XDP_HELPERS)
     packet = bytes(range(64))
@@ -245,7 +253,7 @@ def short(ctx: TcContext) -> int:
 """
 
 
-@pytest.mark.parametrize("mode", modes(INTERP_PACKET_HELPERS))
+@pytest.mark.parametrize("mode", modes())
 def test_tc_packet_helpers(open_extension) -> None:
     ext = open_extension(source=TC_HELPERS)
     packet = bytes(14) + bytes([0x45]) + bytes(45)
@@ -294,10 +302,11 @@ def walk(ctx: RawTracepointContext) -> int:
 """
 
 
-@pytest.mark.parametrize("mode", modes("backend: pykex.ir.interp does not emulate "
-                                       "bpf_get_stack"))
+@pytest.mark.parametrize("mode", modes())
 def test_get_stack_fills_an_array_of_return_addresses(open_extension) -> None:
-    ext = open_extension(source=STACKS)
+    # In host mode the stack is the process description's.
+    process = HostProcess.current(kernel_stack=(0xFFFFFFFF81A01234, 0xFFFFFFFF81000F00))
+    ext = open_extension(source=STACKS, process=process)
     assert ext.walk.test_run(ctx=bytes(96)).exception is None
     trace = ext.traces[0]
     assert 1 <= trace.frames <= 16
@@ -321,10 +330,6 @@ def emit(ctx: RawTracepointContext) -> int:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="runtime: neither Extension nor HostExtension offers "
-                   "decoded ring buffer records (e.g. ext.events.drain(Event)); the front end "
-                   "knows each ring's record Struct and could record it if MapDecl had a "
-                   "field for it")
 @pytest.mark.parametrize("mode", modes())
 def test_ring_buffer_records_decoded_by_the_extension(open_extension) -> None:
     ext = open_extension(source=EVENTS)

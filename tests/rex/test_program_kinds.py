@@ -13,10 +13,11 @@ from pykex.compiler import Compilation
 from pykex.kernel import features
 from pykex.kernel import link as links
 from pykex.lang import check
-from pykex.lang.contexts import probe_argument, probe_result
+from pykex.lang.contexts import probe_argument, probe_result, pt_regs_size
 from pykex.lang.prelude import SK_DROP, SK_PASS
+from pykex.runtime import HostProcess
 
-from .conftest import HOST_SKB_RUNS, INTERP_MAP_KINDS, INTERP_SKB, modes
+from .conftest import modes
 
 # Test runs of skb programs hand them the packet from the network header on.
 UDP_PACKET = bytes(12) + b"\x08\x00" + bytes([0x45]) + bytes(8) + bytes([17]) + bytes(30)
@@ -42,7 +43,7 @@ def no_tcp(ctx: SkbContext) -> int:
 """
 
 
-@pytest.mark.parametrize("mode", modes(INTERP_SKB))
+@pytest.mark.parametrize("mode", modes())
 def test_socket_filter_reads_the_packet_through_load_bytes(open_extension) -> None:
     ext = open_extension(source=SKB_PROGRAMS)
     assert ext.udp_only.test_run(UDP_PACKET).retval == len(UDP_PACKET) - 14
@@ -51,7 +52,7 @@ def test_socket_filter_reads_the_packet_through_load_bytes(open_extension) -> No
     assert short.exception.headline == "IndexError: packet offset 9 + 1 > length 2"
 
 
-@pytest.mark.parametrize("mode", modes(HOST_SKB_RUNS))
+@pytest.mark.parametrize("mode", modes())
 def test_cgroup_skb_verdicts(open_extension) -> None:
     ext = open_extension(source=SKB_PROGRAMS)
     assert ext.no_tcp.test_run(UDP_PACKET).retval == SK_PASS
@@ -125,9 +126,6 @@ def test_kprobes_load_and_attach_where_the_kernel_has_them() -> None:
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason="runtime: LoadedProgram.attach() sends every kprobe-kind "
-                   "program to attach_kprobe: uprobes (attach 'binary'/'symbol') need "
-                   "links.attach_uprobe, and 'retprobe' is not passed on")
 def test_attach_dispatches_uprobes_and_return_probes() -> None:
     from pykex.runtime import load
 
@@ -160,13 +158,21 @@ def sample(ctx: PerfEventContext) -> int:
 """
 
 
-@pytest.mark.parametrize("mode", modes(INTERP_MAP_KINDS))
-def test_perf_event_samples_with_stack_ids(open_extension) -> None:
-    ext = open_extension(source=SAMPLING)
-    with ext.sample.attach(frequency=999):
-        deadline = time.monotonic() + 0.3
-        while time.monotonic() < deadline:
-            pass
+@pytest.mark.parametrize("mode", modes())
+def test_perf_event_samples_with_stack_ids(open_extension, mode: str) -> None:
+    # Host mode samples this process on made-up stacks (the kernel cannot test-run
+    # perf event programs, so there the program samples the real CPU).
+    process = HostProcess.current(kernel_stack=(0xFFFFFFFF81A01234, 0xFFFFFFFF81000F00))
+    ext = open_extension(source=SAMPLING, process=process)
+    if mode == "kernel":
+        with ext.sample.attach(frequency=999):
+            deadline = time.monotonic() + 0.3
+            while time.monotonic() < deadline:
+                pass
+    else:
+        sample = bytes(pt_regs_size()) + struct.pack("<QQ", 1_001_001, 0)
+        for _ in range(60):
+            assert ext.sample.test_run(ctx=sample).exception is None
     total = sum(ext.counts.values())
     assert total >= 50  # about 300 samples on this CPU alone
     good = [stack for stack in ext.counts if stack >= 0]

@@ -11,10 +11,9 @@ from __future__ import annotations
 import pytest
 
 from pykex.compiler import Compilation
-from pykex.kernel.ringbuf import RingBuffer
 from pykex.lang.prelude import XDP_DROP, XDP_PASS
 
-from .conftest import HOST_RINGBUF, INTERP_SPIN_LOCK, modes
+from .conftest import modes
 
 LOCK_AND_RESERVATION = """
 from pykex import xdp, XdpContext, XDP_PASS, XDP_DROP, ArrayMap, RingBuffer, Struct, SpinLock
@@ -48,16 +47,11 @@ def bump(ctx: XdpContext) -> int:
 
 
 def _records(ext, name: str) -> list[bytes]:
-    """The records a ring buffer holds, drained (kernel) or collected (host)."""
-    if hasattr(ext.maps[name], "host"):
-        records = list(ext.maps[name].host.records)
-        ext.maps[name].host.records.clear()
-        return records
-    with RingBuffer(ext.maps[name]) as ring:
-        return ring.drain()
+    """The records a ring buffer holds, drained, as bytes."""
+    return ext.maps[name].drain(decode=bytes)
 
 
-@pytest.mark.parametrize("mode", modes(f"{HOST_RINGBUF}; {INTERP_SPIN_LOCK}"))
+@pytest.mark.parametrize("mode", modes())
 def test_raise_under_lock_and_reservation_releases_both(open_extension) -> None:
     ext = open_extension(source=LOCK_AND_RESERVATION)
     assert ext.bump.test_run(bytes(20)).retval == XDP_PASS
@@ -128,7 +122,7 @@ def prog(ctx: XdpContext) -> int:
 """
 
 
-@pytest.mark.parametrize("mode", modes(f"{HOST_RINGBUF}; {INTERP_SPIN_LOCK}"))
+@pytest.mark.parametrize("mode", modes())
 def test_return_break_and_continue_release_first(open_extension) -> None:
     ext = open_extension(source=RETURN_INSIDE)
     assert ext.prog.test_run(bytes(200)).retval == XDP_DROP  # returned under the lock
@@ -161,7 +155,7 @@ def prog(ctx: XdpContext) -> int:
 """.replace("u64, u32", "u64, u32, Array")
 
 
-@pytest.mark.parametrize("mode", modes(HOST_RINGBUF))
+@pytest.mark.parametrize("mode", modes())
 def test_a_full_ring_counts_drops_and_the_block_is_skipped(open_extension) -> None:
     ext = open_extension(source=RESERVE_ONLY)
     # Each reserved record takes 8 + 504 bytes, each output 8 + 8: the 4 KiB ring
@@ -214,14 +208,13 @@ def test_crash_stop_disables_the_program_until_reenabled(open_extension) -> None
     assert ext.seen[0] == 3
 
 
-@pytest.mark.xfail(strict=True, reason="runtime: LoadedProgram/HostProgram have no "
-                   "reenable(); it should clear the program's field of the "
-                   "'.data.disabled' global")
 @pytest.mark.parametrize("mode", modes())
 def test_reenable_method(open_extension) -> None:
     ext = open_extension(source=CRASH_STOP)
     ext.guard.test_run(b"\xee" + bytes(19))
+    assert ext.guard.test_run(bytes(20)).retval == XDP_DROP
     ext.guard.reenable()
+    assert ext.maps[".data.disabled"][0].guard == 0
     assert ext.guard.test_run(bytes(20)).retval == XDP_PASS
 
 

@@ -20,8 +20,9 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 from .nodes import Assign as AssignInstr
 from .nodes import (
@@ -63,8 +64,50 @@ MAX_PACKET_OFFSET = 0xFFFF
 DEFAULT_LOOP_BUDGET = 1 << 20
 RAISE_ARGS = 4
 
-# Context sizes the kernel accepts for test runs of the packet program kinds.
-CONTEXT_SIZES = {"xdp": 24, "tc": 192, "socket_filter": 192, "cgroup_skb": 192}
+# Context sizes of test runs: the packet kinds' as the kernel accepts them, a
+# kprobe's struct pt_regs (x86-64) and a perf event's bpf_perf_event_data.
+PT_REGS_SIZE = 168
+CONTEXT_SIZES = {"xdp": 24, "tc": 192, "socket_filter": 192, "cgroup_skb": 192,
+                 "raw_tracepoint": 96, "kprobe": PT_REGS_SIZE, "perf_event": PT_REGS_SIZE + 16}
+
+# How BPF_PROG_TEST_RUN lays out packets. Socket filters and cgroup skb programs
+# see the packet from the network header (the Ethernet header is pulled before
+# the run, and comes back zeroed); tc programs from the Ethernet header.
+ETH_HLEN = 14
+SKB_KINDS = frozenset({"tc", "socket_filter", "cgroup_skb"})
+NETWORK_HEADER_KINDS = frozenset({"socket_filter", "cgroup_skb"})
+LOOPBACK_IFINDEX = 1  # the device test runs happen on
+# An XDP test run's frame: one page, the packet XDP_PACKET_HEADROOM bytes in;
+# struct xdp_frame sits at its start and struct skb_shared_info at its end.
+XDP_FRAME_SIZE = 4096
+XDP_HEADROOM = 256
+XDP_FRAME_HEADER = 40
+XDP_TAILROOM = 320
+XDP_REDIRECT = 4
+TC_ACT_REDIRECT = 7
+TC_ACT_SHOT = 2
+XDP_ACTION_MASK = 3  # the fallback verdicts bpf_redirect_map accepts in its flags
+
+# struct __sk_buff offsets a test run fills in (uapi, fixed).
+SKB_LEN, SKB_PKT_TYPE, SKB_MARK, SKB_PROTOCOL = 0, 4, 8, 16
+SKB_PRIORITY, SKB_INGRESS_IFINDEX, SKB_IFINDEX = 32, 36, 40
+SKB_CB, SKB_CB_SIZE, SKB_TSTAMP, SKB_WIRE_LEN = 48, 20, 152, 160
+XDP_MD_DATA, XDP_MD_DATA_END, XDP_MD_INGRESS_IFINDEX = 0, 4, 12
+
+PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST = 0, 2, 3
+ETH_P_802_3, ETH_P_802_2, ETH_P_802_3_MIN = 0x0001, 0x0004, 0x0600
+
+# Flags of the stack helpers.
+BPF_F_SKIP_FIELD_MASK = 0xFF
+BPF_F_USER_STACK = 1 << 8
+BPF_F_REUSE_STACKID = 1 << 10
+BPF_F_CURRENT_CPU = 0xFFFFFFFF
+
+# x86-64 address spaces: user memory ends below TASK_SIZE_MAX; kernel memory
+# starts at the canonical upper half.
+USER_SPACE_END = 0x7FFF_FFFF_F000
+KERNEL_SPACE_START = 0xFFFF_8000_0000_0000
+TASK_COMM_LEN = 16
 
 
 class InterpreterError(Exception):
@@ -169,15 +212,101 @@ class Pointer:
         return memoryview(self.memory)[start : start + size]
 
 
+class FakeMemory:
+    """What the probe-read helpers can read in a host run: ``{address: bytes}``
+    regions (adjacent ones join). Everything else faults, as unmapped memory
+    does for the kernel's helpers."""
+
+    def __init__(self, regions: Mapping[int, bytes] | None = None) -> None:
+        merged: list[tuple[int, bytearray]] = []
+        for start, data in sorted((regions or {}).items()):
+            if merged and merged[-1][0] + len(merged[-1][1]) >= start:
+                base, joined = merged[-1]
+                joined[start - base : start - base + len(data)] = data
+            else:
+                merged.append((start, bytearray(data)))
+        self.regions = [(start, bytes(data)) for start, data in merged]
+
+    def read(self, address: int, size: int) -> bytes | None:
+        """``size`` bytes at ``address``, or None when any of them is unmapped."""
+        for start, data in self.regions:
+            if start <= address and address + size <= start + len(data):
+                return data[address - start : address - start + size]
+        return None
+
+    def readable(self, address: int) -> int:
+        """How many bytes from ``address`` on are mapped (0: none)."""
+        for start, data in self.regions:
+            if start <= address < start + len(data):
+                return start + len(data) - address
+        return 0
+
+
+DEFAULT_TASK_ADDRESS = 0xFFFF_8880_0100_0000
+
+
+@dataclass(frozen=True)
+class HostProcess:
+    """The task a host-mode run happens in: what ``pid_tgid()``, ``uid_gid()``,
+    ``comm()``, ``current_task()`` and the stack helpers see.
+
+    ``pid`` is the thread id, ``tgid`` the process id, ``ppid`` the parent
+    process's id. ``memory`` holds readable ``{address: bytes}`` regions (user
+    addresses below 2**47, kernel ones in the upper half); the task itself
+    lives at ``task_address`` in kernel memory, with ``task`` setting further
+    ``task_struct`` members by path (``{"se.vruntime": 5}``). Stacks are return
+    addresses, innermost first; empty ones make the helpers fail as they do
+    for a task without one.
+    """
+
+    pid: int = 1
+    tgid: int = 1
+    ppid: int = 0
+    uid: int = 0
+    gid: int = 0
+    comm: bytes = b""
+    task_address: int = DEFAULT_TASK_ADDRESS
+    kernel_stack: tuple[int, ...] = ()
+    user_stack: tuple[int, ...] = ()
+    memory: Mapping[int, bytes] = field(default_factory=dict)
+    task: Mapping[str, int | bytes] = field(default_factory=dict)
+
+    @classmethod
+    def current(cls, **changes: object) -> HostProcess:
+        """This Python thread and process (what a kernel test run of a tracing
+        program sees, as it runs in the caller), with ``changes`` applied."""
+        thread = threading.get_native_id()
+        try:
+            with open(f"/proc/self/task/{thread}/comm", "rb") as f:
+                name = f.read().rstrip(b"\n")
+        except OSError:  # not Linux
+            name = b"python"
+        process = cls(pid=thread, tgid=os.getpid(), ppid=os.getppid(), uid=os.getuid(),
+                      gid=os.getgid(), comm=name)
+        return replace(process, **changes)  # type: ignore[arg-type]
+
+
 PER_CPU_KINDS = {"PERCPU_ARRAY", "PERCPU_HASH", "LRU_PERCPU_HASH"}
 ARRAY_KINDS = {"ARRAY", "PERCPU_ARRAY"}
 HASH_KINDS = {"HASH", "PERCPU_HASH", "LRU_HASH", "LRU_PERCPU_HASH"}
+# Hash kinds whose update of an existing key installs a new element (the
+# per-CPU ones copy into the existing element instead).
+REPLACED_ON_UPDATE = {"HASH", "LRU_HASH"}
+EVENT_KINDS = {"RINGBUF", "PERF_EVENT_ARRAY"}
+PERF_BUFFER_BYTES = 8 * 4096  # per CPU: what an extension's perf reader maps
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
+
+
+def ring_space(size: int) -> int:
+    """Bytes a ring buffer record of ``size`` takes: an 8-byte header, 8-aligned."""
+    return (size + 8 + 7) & ~7
 
 
 class HostMap:
     """A map emulated in Python. Arrays are zero-filled; per-CPU kinds keep
-    one value per CPU; ring buffers collect records in :attr:`records`."""
+    one value per CPU; ring buffers and perf event arrays collect records in
+    :attr:`records` (a perf sample padded as perf delivers it); LPM tries
+    match the longest prefix; stack trace maps hold stacks by id."""
 
     def __init__(self, decl: MapDecl, cpus: int) -> None:
         self.decl = decl
@@ -185,13 +314,16 @@ class HostMap:
         self.per_cpu = decl.kind in PER_CPU_KINDS
         self.records: list[bytes] = []
         self.entries: dict[bytes, list[bytearray]] = {}
+        self._perf_used: dict[int, int] = {}  # bytes each CPU's perf buffer holds
+        self.pending = 0  # ring space of records reserved but not yet submitted
+        self.discarded = 0  # ring space of discarded records the reader has not passed
         if decl.kind in ARRAY_KINDS:
             for index in range(decl.max_entries):
                 self.entries[index.to_bytes(4, "little")] = self._fresh()
             if decl.initial is not None:
                 for value in self.entries[bytes(4)]:
                     value[: len(decl.initial)] = decl.initial
-        elif decl.kind not in HASH_KINDS and decl.kind != "RINGBUF":
+        elif decl.kind not in HASH_KINDS | EVENT_KINDS | {"LPM_TRIE", "STACK_TRACE", "DEVMAP"}:
             raise InterpreterError(f"map kind {decl.kind} is not emulated")
 
     def _fresh(self) -> list[bytearray]:
@@ -201,15 +333,23 @@ class HostMap:
     def _slot(self, values: list[bytearray], cpu: int) -> bytearray:
         return values[cpu if self.per_cpu else 0]
 
+    def find(self, key: bytes) -> list[bytearray] | None:
+        """The values stored under ``key`` (an LPM trie: under its longest matching prefix)."""
+        if self.decl.kind == "LPM_TRIE":
+            return self._longest_match(bytes(key))
+        return self.entries.get(bytes(key))
+
     def lookup(self, key: bytes, cpu: int) -> bytearray | None:
-        values = self.entries.get(bytes(key))
+        values = self.find(key)
         return None if values is None else self._slot(values, cpu)
 
     def update(self, key: bytes, value: bytes, flags: int, cpu: int) -> int:
         key = bytes(key)
+        if self.decl.kind == "LPM_TRIE":
+            return self._lpm_update(key, value, flags)
         present = key in self.entries
-        if self.decl.kind in ARRAY_KINDS:
-            if not present:
+        if self.decl.kind in ARRAY_KINDS or self.decl.kind == "DEVMAP":
+            if int.from_bytes(key, "little") >= self.decl.max_entries:
                 return -errno.E2BIG
             if flags == BPF_NOEXIST:
                 return -errno.EEXIST
@@ -221,7 +361,9 @@ class HostMap:
             if not self.decl.kind.startswith("LRU"):
                 return -errno.E2BIG
             del self.entries[next(iter(self.entries))]
-        if not present:
+        if not present or self.decl.kind in REPLACED_ON_UPDATE:
+            # The kernel links a new element in place of an existing one: a
+            # reference taken before the update still reads the old value.
             self.entries[key] = self._fresh()
         self._slot(self.entries[key], cpu)[:] = value
         return 0
@@ -229,14 +371,104 @@ class HostMap:
     def delete(self, key: bytes) -> int:
         if self.decl.kind in ARRAY_KINDS:
             return -errno.EINVAL
+        if self.decl.kind == "DEVMAP":  # clearing a slot, empty or not
+            if int.from_bytes(key, "little") >= self.decl.max_entries:
+                return -errno.EINVAL
+            self.entries.pop(bytes(key), None)
+            return 0
+        if self.decl.kind == "LPM_TRIE":
+            stored = self._lpm_exact(bytes(key))
+            if stored is None:
+                return -errno.ENOENT
+            key = stored
         return 0 if self.entries.pop(bytes(key), None) is not None else -errno.ENOENT
 
+    # -- LPM tries: a u32 prefix length, then the data, compared bit by bit from the first
+
+    def _prefix(self, key: bytes, length: int) -> int:
+        data = int.from_bytes(key[4:], "big")
+        bits = 8 * (len(key) - 4)
+        return data >> (bits - length) if length else 0
+
+    def _longest_match(self, key: bytes) -> list[bytearray] | None:
+        wanted = int.from_bytes(key[:4], "little")
+        lengths = [(int.from_bytes(stored[:4], "little"), stored) for stored in self.entries]
+        matches = [(length, stored) for length, stored in lengths if length <= wanted
+                   and self._prefix(stored, length) == self._prefix(key, length)]
+        return self.entries[max(matches)[1]] if matches else None
+
+    def _lpm_exact(self, key: bytes) -> bytes | None:
+        """The stored key with the same prefix length and prefix as ``key``."""
+        length = int.from_bytes(key[:4], "little")
+        for stored in self.entries:
+            if (int.from_bytes(stored[:4], "little") == length
+                    and self._prefix(stored, length) == self._prefix(key, length)):
+                return stored
+        return None
+
+    def _lpm_update(self, key: bytes, value: bytes, flags: int) -> int:
+        if int.from_bytes(key[:4], "little") > 8 * (len(key) - 4):
+            return -errno.EINVAL
+        stored = self._lpm_exact(key)
+        if stored is not None:
+            if flags == BPF_NOEXIST:
+                return -errno.EEXIST
+            del self.entries[stored]  # the trie keeps the newer key's bytes
+        elif flags == BPF_EXIST:
+            return -errno.ENOENT
+        elif len(self.entries) >= self.decl.max_entries:
+            return -errno.ENOSPC
+        self.entries[key] = [bytearray(value)]
+        return 0
+
+    # -- events ------------------------------------------------------------------------
+
     def output(self, record: bytes) -> int:
-        used = sum((len(r) + 8 + 7) & ~7 for r in self.records)
-        if used + ((len(record) + 8 + 7) & ~7) > self.decl.max_entries:
+        used = self.pending + self.discarded + sum(ring_space(len(r)) for r in self.records)
+        # The producer stays less than a whole ring ahead of the reader.
+        if used + ring_space(len(record)) >= self.decl.max_entries:
             return -errno.EAGAIN
         self.records.append(bytes(record))
         return 0
+
+    def perf_output(self, record: bytes, cpu: int) -> int:
+        """A sample into ``cpu``'s perf buffer: its raw data is padded so that
+        it and its u32 size fill whole 8-byte words, after an 8-byte header."""
+        padded = ((len(record) + 4 + 7) & ~7) - 4
+        space = 8 + 4 + padded
+        if not self.records:
+            self._perf_used.clear()  # the reader took everything
+        if self._perf_used.get(cpu, 0) + space > PERF_BUFFER_BYTES:
+            return -errno.ENOSPC
+        self._perf_used[cpu] = self._perf_used.get(cpu, 0) + space
+        self.records.append(bytes(record).ljust(padded, b"\0"))
+        return 0
+
+    def take_records(self) -> list[bytes]:
+        """The records sent so far, oldest first; they leave the map (consumed)."""
+        taken, self.records = self.records, []
+        self._perf_used.clear()
+        self.discarded = 0
+        return taken
+
+    # -- stack traces ------------------------------------------------------------------
+
+    def stack_id(self, stack: tuple[int, ...], flags: int) -> int:
+        """Store ``stack`` (what bpf_get_stackid found) and return its id."""
+        depth = self.decl.value_size // 8
+        frames = stack[flags & BPF_F_SKIP_FIELD_MASK :][:depth]
+        if not frames:
+            return -errno.EFAULT
+        buckets = 1 << max(self.decl.max_entries - 1, 0).bit_length()
+        raw = b"".join(to_u64(ip).to_bytes(8, "little") for ip in frames)
+        stack_id = zlib.crc32(raw) & (buckets - 1)
+        key = stack_id.to_bytes(4, "little")
+        value = raw.ljust(self.decl.value_size, b"\0")
+        held = self.entries.get(key)
+        if held is not None and bytes(held[0]) != value and not flags & BPF_F_REUSE_STACKID:
+            return -errno.EEXIST
+        self.entries[key] = [bytearray(value)]
+        return stack_id
 
 
 # -- running ------------------------------------------------------------------------
@@ -259,12 +491,14 @@ class RaisedException:
 
 @dataclass
 class RunResult:
-    """``retval`` as BPF_PROG_TEST_RUN reports it (the low 32 bits of r0)."""
+    """``retval`` as BPF_PROG_TEST_RUN reports it (the low 32 bits of r0);
+    ``packet`` and ``ctx`` as it hands them back."""
 
     retval: int
     exception: RaisedException | None
     packet: bytes
     steps: int
+    ctx: bytes = b""
 
 
 class Interpreter:
@@ -273,6 +507,9 @@ class Interpreter:
     ``cpu`` is the CPU the runs happen on (per-CPU maps and frames),
     ``loop_budget`` the number of loop back edges one run may take before
     ``may_goto`` gives up, ``seed`` seeds ``bpf_get_prandom_u32``.
+    ``process`` is the task the runs happen in (this thread by default) and
+    ``memory`` what the probe-read helpers find (the process's own regions
+    when None).
     """
 
     def __init__(
@@ -284,8 +521,12 @@ class Interpreter:
         loop_budget: int = DEFAULT_LOOP_BUDGET,
         seed: int = 0,
         clock: Callable[[], int] = time.monotonic_ns,
+        process: HostProcess | None = None,
+        memory: FakeMemory | None = None,
     ) -> None:
         self.module = module
+        self.process = process if process is not None else HostProcess.current()
+        self.memory = memory if memory is not None else FakeMemory(self.process.memory)
         self.cpus = cpus if cpus is not None else max(os.cpu_count() or 1, cpu + 1)
         self.cpu = cpu
         self.loop_budget = loop_budget
@@ -295,7 +536,7 @@ class Interpreter:
         self.frames: dict[tuple[str, int], bytearray] = {}
         self.trace: list[str] = []  # bpf_trace_printk output
         self.exceptions: list[RaisedException] = []
-        self._reserved: dict[int, tuple[HostMap, bytearray]] = {}
+        self._reserved: dict[int, tuple[HostMap, bytearray]] = {}  # ring buffer records held
 
     def program(self, name: str) -> ProgramIR:
         for program in self.module.programs:
@@ -311,16 +552,42 @@ class Interpreter:
         return self.frames[key]
 
     def run(
-        self, name: str, packet: bytes | bytearray = b"", ctx: bytes | bytearray | None = None
+        self,
+        name: str,
+        packet: bytes | bytearray = b"",
+        ctx: bytes | bytearray | None = None,
+        *,
+        test_run: bool = False,
     ) -> RunResult:
+        """Run program ``name`` on ``packet`` and ``ctx`` as given, or with
+        ``test_run`` as BPF_PROG_TEST_RUN would: socket filters and cgroup skb
+        programs see the packet from the network header, skb contexts get the
+        fields the kernel derives from the frame, XDP the loopback device's
+        ifindex; the packet and context come back as the kernel returns them."""
         program = self.program(name)
-        if ctx is None:
-            ctx = bytes(CONTEXT_SIZES.get(program.kind, 64))
-        run = _Run(self, program, bytearray(packet), bytearray(ctx))
+        size = CONTEXT_SIZES.get(program.kind, 64)
+        context = bytearray(ctx if ctx is not None else bytes(size))
+        data = bytearray(packet)
+        as_kernel = test_run and program.kind in SKB_KINDS | {"xdp"}
+        if as_kernel and program.kind in NETWORK_HEADER_KINDS:
+            data = data[ETH_HLEN:]
+        run = _Run(self, program, data, context)
+        if program.kind == "xdp":
+            run.start_xdp_frame()
+        if as_kernel and program.kind in SKB_KINDS:
+            _fill_skb_context(context, bytes(packet), len(data))
+        elif as_kernel and not _get32(context, XDP_MD_INGRESS_IFINDEX):
+            _put32(context, XDP_MD_INGRESS_IFINDEX, LOOPBACK_IFINDEX)
         retval, exception = run.execute()
         if exception is not None:
             self.exceptions.append(exception)
-        return RunResult(retval & 0xFFFFFFFF, exception, bytes(run.packet), run.steps)
+        out = run.packet_bytes()
+        ctx_out = bytes(context)
+        if as_kernel:
+            if program.kind in NETWORK_HEADER_KINDS:
+                out = bytes(ETH_HLEN) + out  # the pulled header comes back zeroed
+            ctx_out = _context_out(program.kind, bytes(ctx or b""), context, len(out))
+        return RunResult(retval & 0xFFFFFFFF, exception, out, run.steps, ctx_out)
 
 
 class _Run:
@@ -330,13 +597,38 @@ class _Run:
         self.machine = machine
         self.program = program
         self.function: Function = program.function
-        self.packet = packet
+        # The packet is buffer[data:data_end]; XDP's buffer is the whole frame,
+        # so that moving its start or end finds the bytes the kernel would.
+        self.buffer = packet
+        self.data, self.data_end = 0, len(packet)
         self.ctx = ctx
+        self.locks: list[tuple[int, int]] = []  # (memory, offset) of the spin lock held
+        self.reserved = machine._reserved
         self.frame = machine.frame(program)
         self.values: dict[Temp, int | Pointer | HostMap] = {}
         self.budget = machine.loop_budget
         self.steps = 0
         self.blocks = {b.label: b for b in self.function.blocks}
+
+    def start_xdp_frame(self) -> None:
+        """Place the packet in a page-sized frame as an XDP test run does."""
+        length = len(self.buffer)
+        room = max(XDP_FRAME_SIZE, XDP_HEADROOM + length + XDP_TAILROOM)
+        frame = bytearray(room)
+        frame[XDP_HEADROOM : XDP_HEADROOM + length] = self.buffer
+        self.buffer, self.data, self.data_end = frame, XDP_HEADROOM, XDP_HEADROOM + length
+
+    def packet_bytes(self) -> bytes:
+        return bytes(self.buffer[self.data : self.data_end])
+
+    def check_released(self) -> None:
+        """The verifier refuses programs that can exit holding a lock or a record."""
+        if self.locks:
+            raise InterpreterError(f"program {self.program.name} exits holding a spin lock")
+        if self.reserved:
+            raise InterpreterError(
+                f"program {self.program.name} exits holding an unsubmitted ring buffer record"
+            )
 
     def value(self, v: Value) -> int | Pointer | HostMap:
         if isinstance(v, int):
@@ -380,8 +672,10 @@ class _Run:
                 self.budget -= 1
                 return instr.target
             if isinstance(instr, Return):
+                self.check_released()
                 return self.scalar(instr.value), None
             if isinstance(instr, Raise):
+                self.check_released()
                 args = tuple(self.scalar(a) for a in instr.args[:RAISE_ARGS])
                 locs = tuple(instr.loc.chain()) if instr.loc else ()
                 return self.program.on_error, RaisedException(
@@ -411,9 +705,9 @@ class _Run:
     def packet_pointer(self, instr: PacketPtr) -> str | None:
         offset = to_u64(self.scalar(instr.offset))
         end = offset + instr.size
-        if end > MAX_PACKET_OFFSET or end > len(self.packet):
+        if end > MAX_PACKET_OFFSET or end > self.data_end - self.data:
             return instr.fail
-        self.values[instr.dst] = Pointer(self.packet, offset, "the packet")
+        self.values[instr.dst] = Pointer(self.buffer, self.data + offset, "the packet")
         return None
 
     def step(self, instr: Instr) -> None:
@@ -487,7 +781,7 @@ class _Run:
             raise InterpreterError(f"map {name!r} is not declared") from None
 
     def packet_len(self, instr: PacketLen) -> None:
-        self.values[instr.dst] = len(self.packet)
+        self.values[instr.dst] = self.data_end - self.data
 
     def mem_copy(self, instr: MemCopy) -> None:
         source = bytes(self.pointer(instr.src).view(instr.src_offset, instr.size))
@@ -536,7 +830,8 @@ class _Run:
         return self.machine.clock()
 
     def h_get_current_pid_tgid(self, args: list) -> int:
-        return (os.getpid() << 32) | threading.get_native_id()
+        process = self.machine.process
+        return (process.tgid << 32) | process.pid
 
     def h_get_smp_processor_id(self, args: list) -> int:
         return self.machine.cpu
@@ -567,17 +862,21 @@ class _Run:
         if host.output(bytes(size)) != 0:
             return 0
         host.records.pop()  # only room was checked; submit appends
+        host.pending += ring_space(size)
         memory = bytearray(size)
-        self.machine._reserved[id(memory)] = (host, memory)
+        self.reserved[id(memory)] = (host, memory)
         return Pointer(memory, 0, f"a reservation in {host.decl.name}")
 
     def _release(self, args: list, keep: bool) -> int:
         pointer = args[0]
-        if not isinstance(pointer, Pointer) or id(pointer.memory) not in self.machine._reserved:
+        if not isinstance(pointer, Pointer) or id(pointer.memory) not in self.reserved:
             raise InterpreterError("ring buffer submit/discard of a pointer it did not reserve")
-        host, memory = self.machine._reserved.pop(id(pointer.memory))
+        host, memory = self.reserved.pop(id(pointer.memory))
+        host.pending -= ring_space(len(memory))
         if keep:
             host.records.append(bytes(memory))
+        else:
+            host.discarded += ring_space(len(memory))
         return 0
 
     def h_ringbuf_submit(self, args: list) -> int:
@@ -585,6 +884,340 @@ class _Run:
 
     def h_ringbuf_discard(self, args: list) -> int:
         return self._release(args, keep=False)
+
+    def h_perf_event_output(self, args: list) -> int:
+        host = self._host_map(args[1])
+        index = self.scalar_arg(args[2]) & BPF_F_CURRENT_CPU
+        cpu = self.machine.cpu if index == BPF_F_CURRENT_CPU else index
+        if cpu >= host.cpus:
+            return -errno.E2BIG
+        return host.perf_output(self._bytes(args[3], self.scalar_arg(args[4])), cpu)
+
+    # -- spin locks: the verifier allows one at a time, released before exit ------------
+
+    def _lock_key(self, pointer: object) -> tuple[int, int]:
+        if not isinstance(pointer, Pointer):
+            raise InterpreterError(f"spin lock helper given {pointer!r}, not a map value")
+        return id(pointer.memory), pointer.offset
+
+    def h_spin_lock(self, args: list) -> int:
+        if self.locks:
+            raise InterpreterError("a second spin lock is taken while one is held")
+        self.locks.append(self._lock_key(args[0]))
+        return 0
+
+    def h_spin_unlock(self, args: list) -> int:
+        if self.locks != [self._lock_key(args[0])]:
+            raise InterpreterError("bpf_spin_unlock of a lock that is not held")
+        self.locks.clear()
+        return 0
+
+    # -- the current task and memory ------------------------------------------------------
+
+    def _view(self, pointer: object, size: int) -> memoryview:
+        if not isinstance(pointer, Pointer):
+            raise InterpreterError(f"helper expects a pointer, got {pointer!r}")
+        return pointer.view(0, size)
+
+    def _read(self, address: object, size: int, user: bool) -> bytes | int:
+        """``size`` bytes at ``address`` as the probe-read helpers see them, or
+        their negative errno. Pointers the run holds (the context, the frame)
+        are kernel memory."""
+        if isinstance(address, Pointer):
+            start = address.offset
+            if user or start < 0 or start + size > len(address.memory):
+                return -errno.EFAULT
+            return bytes(address.memory[start : start + size])
+        where = to_u64(self.scalar_arg(address))
+        if user and where + size > USER_SPACE_END:
+            return -errno.EFAULT
+        if not user and where < KERNEL_SPACE_START:
+            return -errno.ERANGE  # copy_from_kernel_nofault refuses user addresses
+        data = self.machine.memory.read(where, size)
+        return -errno.EFAULT if data is None else data
+
+    def _readable(self, address: object, user: bool) -> int | None:
+        """How many bytes from ``address`` on can be read (None: not this space)."""
+        if isinstance(address, Pointer):
+            return None if user else max(len(address.memory) - max(address.offset, 0), 0)
+        where = to_u64(self.scalar_arg(address))
+        in_space = where < USER_SPACE_END if user else where >= KERNEL_SPACE_START
+        return self.machine.memory.readable(where) if in_space else None
+
+    def _probe_read(self, args: list, user: bool) -> int:
+        size = self.scalar_arg(args[1])
+        view = self._view(args[0], size)
+        data = self._read(args[2], size, user)
+        if isinstance(data, int):
+            view[:] = bytes(size)  # the helpers clear the buffer when they fail
+            return data
+        view[:] = data
+        return 0
+
+    def _probe_read_str(self, args: list, user: bool) -> int:
+        """strncpy_from_{user,kernel}_nofault: the string and its NUL, cut to the
+        buffer (still NUL-terminated); the count copied, or an errno."""
+        size = self.scalar_arg(args[1])
+        view = self._view(args[0], size)
+        if size == 0:
+            return 0
+        readable = self._readable(args[2], user)
+        if readable is None:
+            view[:] = bytes(size)
+            return -errno.EFAULT if user else -errno.ERANGE
+        chunk = self._read(args[2], min(size, readable), user) if readable else b""
+        assert not isinstance(chunk, int)
+        end = chunk.find(b"\0")
+        if end < 0 and len(chunk) < size:  # ran into unmapped memory first
+            view[:] = bytes(size)
+            return -errno.EFAULT
+        copied = chunk[: end + 1] if end >= 0 else chunk[: size - 1] + b"\0"
+        view[: len(copied)] = copied
+        return len(copied)
+
+    def h_probe_read_kernel(self, args: list) -> int:
+        return self._probe_read(args, user=False)
+
+    def h_probe_read_user(self, args: list) -> int:
+        return self._probe_read(args, user=True)
+
+    def h_probe_read_kernel_str(self, args: list) -> int:
+        return self._probe_read_str(args, user=False)
+
+    def h_probe_read_user_str(self, args: list) -> int:
+        return self._probe_read_str(args, user=True)
+
+    def h_get_current_comm(self, args: list) -> int:
+        size = self.scalar_arg(args[1])
+        name = self.machine.process.comm[: TASK_COMM_LEN - 1].split(b"\0", 1)[0]
+        self._view(args[0], size)[:] = name[: max(size - 1, 0)].ljust(size, b"\0")
+        return 0
+
+    def h_get_current_uid_gid(self, args: list) -> int:
+        process = self.machine.process
+        return ((process.gid & 0xFFFFFFFF) << 32) | (process.uid & 0xFFFFFFFF)
+
+    def h_get_current_task(self, args: list) -> int:
+        return self.machine.process.task_address
+
+    def h_get_stack(self, args: list) -> int:
+        size, flags = self.scalar_arg(args[2]), self.scalar_arg(args[3])
+        view = self._view(args[1], size)
+        process = self.machine.process
+        stack = process.user_stack if flags & BPF_F_USER_STACK else process.kernel_stack
+        frames = stack[flags & BPF_F_SKIP_FIELD_MASK :][: size // 8]
+        raw = b"".join(to_u64(ip).to_bytes(8, "little") for ip in frames)
+        view[:] = raw.ljust(size, b"\0")
+        return len(raw) if frames else -errno.EFAULT
+
+    def h_get_stackid(self, args: list) -> int:
+        host, flags = self._host_map(args[1]), self.scalar_arg(args[2])
+        process = self.machine.process
+        stack = process.user_stack if flags & BPF_F_USER_STACK else process.kernel_stack
+        return host.stack_id(stack, flags)
+
+    # -- packets ----------------------------------------------------------------------------
+
+    def h_skb_load_bytes(self, args: list) -> int:
+        offset, size = to_u64(self.scalar_arg(args[1])), self.scalar_arg(args[3])
+        view = self._view(args[2], size)
+        if offset > 0x7FFFFFFF or offset + size > self.data_end - self.data:
+            view[:] = bytes(size)
+            return -errno.EFAULT
+        start = self.data + offset
+        view[:] = self.buffer[start : start + size]
+        return 0
+
+    def h_skb_store_bytes(self, args: list) -> int:
+        offset, size = to_u64(self.scalar_arg(args[1])), self.scalar_arg(args[3])
+        if self.scalar_arg(args[4]) & ~3:  # BPF_F_RECOMPUTE_CSUM | BPF_F_INVALIDATE_HASH
+            return -errno.EINVAL
+        if offset > 0x7FFFFFFF or offset + size > self.data_end - self.data:
+            return -errno.EFAULT
+        start = self.data + offset
+        self.buffer[start : start + size] = self._bytes(args[2], size)
+        return 0
+
+    def h_xdp_adjust_head(self, args: list) -> int:
+        data = self.data + to_s32(self.scalar_arg(args[1]))
+        if data < XDP_FRAME_HEADER or data > self.data_end - ETH_HLEN:
+            return -errno.EINVAL
+        self.data = data
+        return 0
+
+    def h_xdp_adjust_tail(self, args: list) -> int:
+        delta = to_s32(self.scalar_arg(args[1]))
+        end = self.data_end + delta
+        if end > len(self.buffer) - XDP_TAILROOM or end < self.data + ETH_HLEN:
+            return -errno.EINVAL
+        if delta > 0:  # grown bytes are cleared
+            self.buffer[self.data_end : end] = bytes(delta)
+        self.data_end = end
+        return 0
+
+    def h_redirect(self, args: list) -> int:
+        flags = self.scalar_arg(args[1])
+        if self.program.kind == "xdp":
+            return XDP_REDIRECT if flags == 0 else 0  # XDP_ABORTED
+        return TC_ACT_SHOT if flags & ~1 else TC_ACT_REDIRECT  # only BPF_F_INGRESS
+
+    def h_redirect_map(self, args: list) -> int:
+        host = self._host_map(args[0])
+        flags = self.scalar_arg(args[2])
+        if flags & ~(XDP_ACTION_MASK | 1 << 3 | 1 << 4):  # BROADCAST, EXCLUDE_INGRESS
+            return 0  # XDP_ABORTED
+        key = (self.scalar_arg(args[1]) & 0xFFFFFFFF).to_bytes(4, "little")
+        return XDP_REDIRECT if host.find(key) is not None else flags & XDP_ACTION_MASK
+
+    def h_csum_diff(self, args: list) -> int:
+        """The sum of ``new`` minus that of ``old`` plus ``seed``, folded to 16 bits
+        (not inverted), as every architecture's bpf_csum_diff returns it."""
+        from_size, to_size = self.scalar_arg(args[1]), self.scalar_arg(args[3])
+        if (from_size | to_size) & 3 or from_size + to_size > 512:
+            return -errno.EINVAL
+        total = self.scalar_arg(args[4]) & 0xFFFFFFFF
+        if to_size:
+            total = csum_partial(self._bytes(args[2], to_size), total)
+        if from_size and to_size:
+            old = csum_partial(self._bytes(args[0], from_size), 0)
+            total = csum_add(total, ~old & 0xFFFFFFFF)
+        elif from_size:
+            total = ~csum_partial(self._bytes(args[0], from_size), ~total) & 0xFFFFFFFF
+        folded = (total & 0xFFFF) + (total >> 16)
+        return (folded & 0xFFFF) + (folded >> 16)
+
+    def _csum_field(self, args: list) -> memoryview | int:
+        offset = to_u64(self.scalar_arg(args[1]))
+        if offset > 0xFFFF or offset & 1 or offset + 2 > self.data_end - self.data:
+            return -errno.EFAULT
+        start = self.data + offset
+        return memoryview(self.buffer)[start : start + 2]
+
+    def h_l3_csum_replace(self, args: list) -> int:
+        field = self._csum_field(args)
+        if isinstance(field, int):
+            return field
+        old, new, size = (self.scalar_arg(a) for a in args[2:5])
+        checksum = int.from_bytes(field, "little")
+        if size == 2:
+            checksum = ~csum16_add(csum16_add(~checksum & 0xFFFF, ~old & 0xFFFF), new & 0xFFFF)
+        elif size == 4:
+            checksum = csum_replace4(checksum, old, new)
+        elif size == 0 and old == 0:
+            checksum = csum_fold(csum_add(new & 0xFFFFFFFF, ~checksum & 0xFFFFFFFF))
+        else:
+            return -errno.EINVAL
+        field[:] = (checksum & 0xFFFF).to_bytes(2, "little")
+        return 0
+
+    def h_l4_csum_replace(self, args: list) -> int:
+        field = self._csum_field(args)
+        if isinstance(field, int):
+            return field
+        old, new, flags = (self.scalar_arg(a) for a in args[2:5])
+        checksum = int.from_bytes(field, "little")
+        size = flags & 0xF
+        if size == 2:  # test runs' skbs carry no checksum offload: a plain replace
+            checksum = csum_replace4(checksum, old & 0xFFFF, new & 0xFFFF)
+        elif size == 4:
+            checksum = csum_replace4(checksum, old, new)
+        elif size == 0:
+            checksum = csum_fold(csum_add(new & 0xFFFFFFFF, ~checksum & 0xFFFFFFFF))
+        else:
+            return -errno.EINVAL
+        field[:] = checksum.to_bytes(2, "little")
+        return 0
+
+
+# -- checksums: the kernel's one's complement arithmetic (x86-64) ------------------------
+
+
+def to_s32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >> 31 else value
+
+
+def csum_partial(data: bytes, seed: int) -> int:
+    """csum_partial: a 64-bit end-around-carry sum of little-endian words (the
+    last zero-padded), folded to 32 bits."""
+    total = seed & 0xFFFFFFFF
+    padded = data + bytes(-len(data) % 8)
+    for start in range(0, len(padded), 8):
+        total += int.from_bytes(padded[start : start + 8], "little")
+        total = (total & MASK64) + (total >> 64)
+    return csum_add(total >> 32, total & 0xFFFFFFFF)
+
+
+def csum_add(a: int, b: int) -> int:
+    total = a + b
+    return (total & 0xFFFFFFFF) + (total >> 32)
+
+
+def csum16_add(a: int, b: int) -> int:
+    total = (a + b) & 0xFFFF
+    return (total + (total < b)) & 0xFFFF
+
+
+def csum_fold(value: int) -> int:
+    value = (value & 0xFFFF) + (value >> 16)
+    value = (value & 0xFFFF) + (value >> 16)
+    return ~value & 0xFFFF
+
+
+def csum_replace4(checksum: int, old: int, new: int) -> int:
+    unfolded = ~checksum & 0xFFFFFFFF
+    return csum_fold(csum_add(csum_add(unfolded, ~old & 0xFFFFFFFF), new & 0xFFFFFFFF))
+
+
+# -- what a test run puts in the context, and gives back ------------------------------------
+
+
+def _put32(buffer: bytearray, offset: int, value: int) -> None:
+    buffer[offset : offset + 4] = (value & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def _get32(buffer: bytes | bytearray, offset: int) -> int:
+    return int.from_bytes(buffer[offset : offset + 4], "little")
+
+
+def _fill_skb_context(ctx: bytearray, frame: bytes, length: int) -> None:
+    """The __sk_buff fields the kernel derives from a test run's frame on the
+    loopback device (eth_type_trans); mark, priority and ingress_ifindex come
+    from the context given."""
+    if len(ctx) < CONTEXT_SIZES["tc"]:
+        ctx.extend(bytes(CONTEXT_SIZES["tc"] - len(ctx)))
+    destination, proto = frame[0:6], int.from_bytes(frame[12:14], "big")
+    if destination == bytes(6):  # the loopback device's address
+        pkt_type = PACKET_HOST
+    elif destination[0] & 1:  # its broadcast address is zeros too: ff:ff:... is multicast
+        pkt_type = PACKET_MULTICAST
+    else:
+        pkt_type = PACKET_OTHERHOST
+    if proto < ETH_P_802_3_MIN:
+        proto = ETH_P_802_3 if frame[14:16] == b"\xff\xff" else ETH_P_802_2
+    _put32(ctx, SKB_LEN, length)
+    _put32(ctx, SKB_PKT_TYPE, pkt_type)
+    _put32(ctx, SKB_PROTOCOL, int.from_bytes(proto.to_bytes(2, "big"), "little"))
+    if not _get32(ctx, SKB_IFINDEX):
+        _put32(ctx, SKB_IFINDEX, LOOPBACK_IFINDEX)
+    if not _get32(ctx, SKB_WIRE_LEN):
+        _put32(ctx, SKB_WIRE_LEN, length)
+
+
+def _context_out(kind: str, given: bytes, ctx: bytearray, length: int) -> bytes:
+    """The context a test run hands back: the one given, with the fields the
+    kernel copies back from its skb or xdp_buff."""
+    out = bytearray(given)
+    if kind in SKB_KINDS:
+        for offset, size in ((SKB_MARK, 4), (SKB_PRIORITY, 4), (SKB_INGRESS_IFINDEX, 4),
+                             (SKB_IFINDEX, 4), (SKB_CB, SKB_CB_SIZE), (SKB_TSTAMP, 8),
+                             (SKB_WIRE_LEN, 4)):
+            if offset + size <= len(out):
+                out[offset : offset + size] = ctx[offset : offset + size]
+    elif kind == "xdp" and len(out) >= XDP_MD_DATA_END + 4:
+        _put32(out, XDP_MD_DATA, 0)
+        _put32(out, XDP_MD_DATA_END, length)
+    return bytes(out)
 
 
 def _printk(spec: str, values) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pykex.bpf.codegen import ERROR_RECORD, ERRORS_MAP, CompiledModule, ExceptionSite
+from pykex.lang.resources import DISABLED_MAP
 
 from .errors import ExceptionReport, raise_for
 
@@ -18,6 +19,18 @@ _RECORD_SPACE = (ERROR_RECORD.size + 8 + 7) & ~7
 def error_channel_capacity(compiled: CompiledModule) -> int:
     """How many undrained reports the module's error channel holds."""
     return compiled.map(ERRORS_MAP).max_entries // _RECORD_SPACE
+
+
+def clear_crash_flag(maps: Mapping[str, Any], program: str) -> None:
+    """Clear ``program``'s field of the ``.data.disabled`` global (see the crash
+    stop section of docs/language.md), so that it runs again."""
+    flags = maps.get(DISABLED_MAP)
+    value = flags[0] if flags is not None else None
+    if value is None or program not in [f.name for f in type(value).fields]:
+        raise TypeError(f"program {program!r} is not declared crash_stop=True, so it is "
+                        "never disabled")
+    setattr(value, program, 0)
+    flags[0] = value
 
 
 # Kinds whose test runs take a packet: the kernel wants at least an Ethernet header.

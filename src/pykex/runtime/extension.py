@@ -14,6 +14,14 @@ or nothing (:func:`pykex.bpf.codegen.load`), and returns an
 ``ext.variable(name)`` reads a module global: the bytes it holds now in its
 ``.bss`` or ``.data`` map, where user space may also have changed it.
 
+Ring buffers and perf event arrays come as an :class:`EventView`:
+``ext.events.drain()`` takes the records sent so far and
+``ext.events.records(timeout)`` waits for more, both decoded with the record
+Struct the compiler found for the map (bytes when it sends several kinds);
+``ext.events.drops`` counts the records that found it full. A perf event
+array gets its per-CPU buffers when the extension loads, so that no sample is
+lost before the first read.
+
 Exceptions reach user space through the error channel (a ring buffer of
 records, see :mod:`pykex.bpf.codegen.runtime`); :meth:`LoadedProgram.test_run`
 reads the records its run produced right after the run, and
@@ -45,14 +53,17 @@ from pykex.ir.nodes import ModuleIR
 from pykex.kernel import Program
 from pykex.kernel import link as links
 from pykex.kernel.maps import Map, PerCpuArrayMap
+from pykex.kernel.perfbuf import PerfBuffer
 from pykex.kernel.ringbuf import RingBuffer
 from pykex.kernel.uapi import AttachType
 from pykex.lang.diagnostics import Reporter
 from pykex.lang.module import GlobalVar, Module, analyse
+from pykex.lang.resources import DROPS_MAP
 from pykex.layout import u32, u64
 
-from .base import ExceptionCounts, NamedParts, RunResult, check_test_input
+from .base import ExceptionCounts, NamedParts, RunResult, check_test_input, clear_crash_flag
 from .errors import ExceptionReport, ReportDecoder
+from .hostmaps import record_decoder
 
 Loadable = str | os.PathLike[str] | Compilation | ModuleIR
 
@@ -98,6 +109,58 @@ def variable_bytes(
         raise KeyError(f"{file} has no global variable {name!r} (its globals: {known})") from None
     value = bytes(maps[var.section][0])
     return value[var.offset : var.offset + len(var.initial)]
+
+
+class EventView:
+    """The records a ring buffer or perf event array of a loaded extension
+    receives (see the module docs). ``fd`` is the map's, so
+    :class:`~pykex.kernel.ringbuf.RingBuffer` and friends accept the view."""
+
+    def __init__(self, extension: Extension, name: str, events: Map) -> None:
+        decl = extension.compiled.map(name)
+        self.extension = extension
+        self.name = name
+        self.kind = decl.kind
+        self.record_type = decl.record_type
+        self.map = events
+        self._perf = decl.kind == "PERF_EVENT_ARRAY"
+        # The kernel drops perf samples for a CPU without a buffer in the map.
+        self._reader: RingBuffer | PerfBuffer | None = PerfBuffer(events) if self._perf else None
+
+    @property
+    def fd(self) -> Any:
+        return self.map.fd
+
+    @property
+    def drops(self) -> int:
+        """Records the map had no room for (the ``.data.drops`` global's field)."""
+        drops = self.extension.maps.get(DROPS_MAP)
+        return int(getattr(drops[0], self.name, 0)) if drops is not None else 0
+
+    def _open(self) -> RingBuffer | PerfBuffer:
+        if self._reader is None:
+            self._reader = RingBuffer(self.map)
+        return self._reader
+
+    def drain(self, decode: Any = None) -> list[Any]:
+        """The records that arrived so far, oldest first (per CPU for perf),
+        decoded with ``decode`` (a layout type or a callable) or the map's record type."""
+        convert = record_decoder(decode, self.record_type, self._perf)
+        return [convert(record) for record in self._open().drain()]
+
+    def records(self, timeout: float | None = 0.0, decode: Any = None) -> Iterator[Any]:
+        """Yield records as they arrive, until none came for ``timeout`` seconds
+        (0: only those already there; None: forever)."""
+        convert = record_decoder(decode, self.record_type, self._perf)
+        for record in self._open().records(timeout):
+            yield convert(record)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+    def __repr__(self) -> str:
+        return f"<EventView {self.name!r} {self.kind.lower()}>"
 
 
 class LoadedProgram:
@@ -154,10 +217,16 @@ class LoadedProgram:
 
     # -- attaching ----------------------------------------------------------------
 
+    def reenable(self) -> None:
+        """Let a crash-stop program run again after an exception disabled it."""
+        clear_crash_flag(self.extension.maps, self.name)
+
     def attach(self, **overrides: Any) -> links.Link:
         """Attach where the decorator says; ``overrides`` go to the ``attach_*``
         method of the program's kind (``interface=`` for xdp and tc, which the
-        source cannot know; ``mode=``, ``direction=``, ``name=``...)."""
+        source cannot know; ``mode=``, ``direction=``, ``name=``, ``binary=``...)."""
+        if self.kind == "kprobe" and "binary" in self.compiled.attach:
+            return self.attach_uprobe(**overrides)
         method = _ATTACHERS.get(self.kind)
         if method is None:
             raise TypeError(f"pykex cannot attach {self.kind} programs such as {self.name!r}")
@@ -202,12 +271,37 @@ class LoadedProgram:
         attach_type = AttachType(self.compiled.expected_attach_type)
         return self._keep(links.attach_cgroup(self.program, cgroup, attach_type))
 
-    def attach_kprobe(self, function: str | None = None, retprobe: bool = False) -> links.Link:
+    def attach_kprobe(
+        self, function: str | None = None, retprobe: bool | None = None
+    ) -> links.Link:
+        """A kprobe (or, as declared or with ``retprobe``, a kretprobe) on ``function``."""
         self._require("kprobe", "attach_kprobe")
         target = function or self.compiled.attach.get("function")
         if not isinstance(target, str):
             raise TypeError(f"attaching kprobe {self.name!r} needs function=<kernel function>")
-        return self._keep(links.attach_kprobe(self.program, target, retprobe=retprobe))
+        return self._keep(links.attach_kprobe(self.program, target,
+                                              retprobe=self._retprobe(retprobe)))
+
+    def attach_uprobe(
+        self,
+        binary: str | None = None,
+        symbol: str | None = None,
+        retprobe: bool | None = None,
+        pid: int = -1,
+    ) -> links.Link:
+        """A uprobe (or uretprobe) on ``symbol`` of ``binary``, as the decorator
+        says unless given; ``pid`` -1 probes every process that maps the file."""
+        self._require("kprobe", "attach_uprobe")
+        path = binary or self.compiled.attach.get("binary")
+        if not isinstance(path, str):
+            raise TypeError(f"attaching uprobe {self.name!r} needs binary=<executable or library>")
+        name = symbol or self.compiled.attach.get("symbol")
+        link = links.attach_uprobe(self.program, path, str(name) if name else None,
+                                   retprobe=self._retprobe(retprobe), pid=pid)
+        return self._keep(link)
+
+    def _retprobe(self, given: bool | None) -> bool:
+        return bool(self.compiled.attach.get("retprobe")) if given is None else given
 
     def attach_perf_event(
         self, frequency: int | None = None, period: int | None = None, event: str = "cpu-clock"
@@ -268,16 +362,16 @@ class Extension(NamedParts):
         self._decoder = ReportDecoder(self.compiled)
         self._links: list[links.Link] = []
         self._pending: deque[ExceptionReport] = deque()
-        self._owned: list[Map | RingBuffer] = []
+        self._owned: list[Map | RingBuffer | EventView] = []
         self._closed = False
         self.module: LoadedModule = load_module(self.compiled)
         try:
             self._ring = self._own(RingBuffer(self.module.maps[ERRORS_MAP]))
             self._counts = self._own(self._counter(EXC_COUNT_MAP))
             self._lost = self._own(self._counter(ERRORS_LOST_MAP))
-            self.maps: dict[str, Map] = {
-                decl.name: self._view(decl.name) for decl in compilation.optimized_ir.maps
-            }
+            self.maps: dict[str, Map | EventView] = {}
+            for decl in compilation.optimized_ir.maps:
+                self.maps[decl.name] = self._view(decl.name)
         except BaseException:
             self.close()
             raise
@@ -295,10 +389,13 @@ class Extension(NamedParts):
         assert isinstance(view, PerCpuArrayMap)
         return view
 
-    def _view(self, name: str) -> Map:
+    def _view(self, name: str) -> Map | EventView:
         """The module map's typed view; maps declared without layout types get
-        the default one (ints for 1, 2, 4 and 8 bytes, else bytes)."""
+        the default one (ints for 1, 2, 4 and 8 bytes, else bytes); event maps
+        an :class:`EventView`."""
         decl = self.compiled.map(name)
+        if decl.kind in ("RINGBUF", "PERF_EVENT_ARRAY"):
+            return self._own(EventView(self, name, self.module.maps[name]))
         if decl.key_type is not None and decl.value_type is not None:
             return self.module.maps[name]
         return self._own(

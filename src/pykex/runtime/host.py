@@ -14,34 +14,60 @@ kernel, numbered by the same site table, and are counted the same way::
 
 Programs of every kind run on a given context with ``test_run(ctx=...)``:
 tracepoint programs on the bytes of their tracepoint's record, raw
-tracepoint programs on their arguments as u64s.
+tracepoint programs on their arguments as u64s. Test runs follow
+BPF_PROG_TEST_RUN: socket filters and cgroup skb programs see the packet from
+its network header, skb contexts carry what the kernel derives from the frame.
+
+What the kernel would take from the running system comes from a
+:class:`~pykex.ir.interp.HostProcess` (this thread by default): the ids,
+``comm()``, the ``task_struct`` that ``current_task()`` reads (laid out at
+the offsets of this machine's vmlinux BTF), the call stacks and the memory
+that ``user_string()`` and the probe reads find::
+
+    text = 0x7F00_0000_1000
+    ext = pykex.load_host("probe.py", process=HostProcess.current(
+        memory={text: b"hello\0"}, user_stack=(0x401000, 0x402000)))
+    ext.probe.test_run(ctx=struct.pack("<Q", text) + bytes(88))
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
 from pykex.bpf.codegen import CompiledModule, ExceptionSite
+from pykex.btf import BTFError, Kind, load_vmlinux
 from pykex.compiler import Compilation
-from pykex.ir.interp import DEFAULT_LOOP_BUDGET, MASK64, Interpreter, RaisedException
+from pykex.ir.interp import (
+    DEFAULT_LOOP_BUDGET,
+    EVENT_KINDS,
+    MASK64,
+    FakeMemory,
+    HostProcess,
+    Interpreter,
+    RaisedException,
+)
 from pykex.ir.nodes import ProgramIR
 from pykex.kernel.maps import possible_cpus
 from pykex.lang.module import GlobalVar
+from pykex.lang.resources import DROPS_MAP
 
 from .base import (
     ExceptionCounts,
     NamedParts,
     RunResult,
     check_test_input,
+    clear_crash_flag,
     error_channel_capacity,
 )
 from .errors import ExceptionReport, SourceLines, report_for_site
 from .extension import Loadable, compilation_of, global_variables, variable_bytes
-from .hostmaps import HostMapView
+from .hostmaps import HostEventView, HostMapView
 
 
 def load_host(
@@ -52,11 +78,59 @@ def load_host(
     cpu: int = 0,
     loop_budget: int = DEFAULT_LOOP_BUDGET,
     seed: int = 0,
+    process: HostProcess | None = None,
 ) -> HostExtension:
     """Compile the extension at ``path`` and run it in CPython (see the module docs)."""
     return HostExtension(
-        compilation_of(path, source, opt_level), cpu=cpu, loop_budget=loop_budget, seed=seed
+        compilation_of(path, source, opt_level), cpu=cpu, loop_budget=loop_budget, seed=seed,
+        process=process,
     )
+
+
+# Where the fake kernel objects of a HostProcess live, past its task_struct.
+_PAGE = 4096
+
+
+def task_memory(process: HostProcess) -> dict[int, bytes]:
+    """Kernel memory holding ``process``'s ``task_struct``, its parent's and its
+    credentials, at the offsets of this machine's vmlinux BTF (nothing when the
+    machine has no BTF: reads of the task then fail as for a bad pointer)."""
+    try:
+        spec = load_vmlinux()
+        task_size = spec.sizeof(spec.find("task_struct", Kind.STRUCT))
+        cred_size = spec.sizeof(spec.find("cred", Kind.STRUCT))
+    except (BTFError, OSError):
+        return {}
+    stride = -(-task_size // _PAGE) * _PAGE
+    task_at = process.task_address
+    parent_at, cred_at = task_at + stride, task_at + 2 * stride
+
+    def image(struct: str, size: int, members: Mapping[str, int | bytes]) -> bytes:
+        data = bytearray(size)
+        for path, value in members.items():
+            try:
+                found = spec.member(spec.find(struct, Kind.STRUCT), path)
+            except BTFError:
+                raise ValueError(f"struct {struct} has no member {path!r}") from None
+            if found.bitfield_size:
+                raise ValueError(f"{struct}.{path} is a bitfield; set the bytes around it")
+            start = found.byte_offset
+            if isinstance(value, bytes):
+                data[start : start + found.size] = value[: found.size].ljust(found.size, b"\0")
+            else:
+                data[start : start + found.size] = (value % (1 << 8 * found.size)).to_bytes(
+                    found.size, "little")
+        return bytes(data)
+
+    ids = {name: process.uid for name in ("uid", "euid", "suid", "fsuid")}
+    ids |= {name: process.gid for name in ("gid", "egid", "sgid", "fsgid")}
+    task = {"pid": process.pid, "tgid": process.tgid, "comm": process.comm[:15],
+            "real_parent": parent_at, "parent": parent_at, "group_leader": task_at,
+            "cred": cred_at, "real_cred": cred_at, **process.task}
+    parent = {"pid": process.ppid, "tgid": process.ppid, "group_leader": parent_at}
+    return {task_at: image("task_struct", task_size, task),
+            parent_at: image("task_struct", task_size, parent),
+            cred_at: image("cred", cred_size, ids)}
 
 
 def _cpu_count() -> int:
@@ -85,25 +159,38 @@ class HostProgram:
         return f"<HostProgram {self.name} ({self.kind})>"
 
     def test_run(
-        self, packet: bytes = b"", *, repeat: int = 1, ctx: bytes | None = None
+        self,
+        packet: bytes = b"",
+        *,
+        repeat: int = 1,
+        ctx: bytes | None = None,
+        process: HostProcess | None = None,
+        memory: Mapping[int, bytes] | None = None,
     ) -> RunResult:
         """Run the program ``repeat`` times, as BPF_PROG_TEST_RUN would: each run
-        sees the packet the one before left; the result is the last run's."""
+        sees the packet the one before left; the result is the last run's.
+        ``process`` replaces the extension's process for these runs; ``memory``
+        adds readable regions to its memory."""
         data = bytes(packet)
         check_test_input(self.name, self.kind, data, repeat)
         reports: list[ExceptionReport] = []
-        retval = 0
-        for _ in range(repeat):
-            run = self.extension.interpreter.run(self.name, data, ctx)
-            retval, data = run.retval, run.packet
-            if run.exception is not None:
-                reports.append(self.extension._raised(self.ir, run.exception))
+        retval, ctx_out = 0, bytes(ctx or b"")
+        with self.extension._running_in(process, memory):
+            for _ in range(repeat):
+                run = self.extension.interpreter.run(self.name, data, ctx, test_run=True)
+                retval, data, ctx_out = run.retval, run.packet, run.ctx
+                if run.exception is not None:
+                    reports.append(self.extension._raised(self.ir, run.exception))
         return RunResult(
             retval=retval,
             packet=data,
             exceptions=tuple(self.extension._deliver(reports)),
-            ctx=bytes(ctx or b""),
+            ctx=ctx_out,
         )
+
+    def reenable(self) -> None:
+        """Let a crash-stop program run again after an exception disabled it."""
+        clear_crash_flag(self.extension.maps, self.name)
 
 
 class HostExtension(NamedParts):
@@ -120,6 +207,7 @@ class HostExtension(NamedParts):
         cpu: int = 0,
         loop_budget: int = DEFAULT_LOOP_BUDGET,
         seed: int = 0,
+        process: HostProcess | None = None,
     ) -> None:
         self.compilation = compilation
         # The backend's site table numbers exceptions as the kernel reports them.
@@ -128,17 +216,53 @@ class HostExtension(NamedParts):
         self.interpreter = Interpreter(
             module, cpu=cpu, cpus=max(_cpu_count(), cpu + 1), loop_budget=loop_budget, seed=seed
         )
+        self.process = process if process is not None else HostProcess.current()
         self.programs: dict[str, HostProgram] = {
             program.name: HostProgram(self, program) for program in module.programs
         }
-        self.maps: dict[str, HostMapView] = {
-            decl.name: HostMapView(self.interpreter.maps[decl.name]) for decl in module.maps
-        }
+        self.maps: dict[str, HostMapView | HostEventView] = {}
+        for decl in module.maps:
+            host = self.interpreter.maps[decl.name]
+            self.maps[decl.name] = (HostEventView(host, self._drop_counter(decl.name))
+                                    if decl.kind in EVENT_KINDS else HostMapView(host))
         self._source = SourceLines(self.compiled.file, self.compiled.source)
         self._site_ids = {_site_key(site): site.id for site in reversed(self.compiled.sites)}
         self._counts: Counter[int] = Counter()
         self._capacity = error_channel_capacity(self.compiled)
         self._lost = 0
+
+    @property
+    def process(self) -> HostProcess:
+        """The task the programs run in (see :class:`~pykex.ir.interp.HostProcess`)."""
+        return self.interpreter.process
+
+    @process.setter
+    def process(self, process: HostProcess) -> None:
+        self.interpreter.process = process
+        self.interpreter.memory = FakeMemory({**task_memory(process), **process.memory})
+
+    @contextmanager
+    def _running_in(self, process: HostProcess | None,
+                    memory: Mapping[int, bytes] | None) -> Iterator[None]:
+        """Runs with another process or more memory, restoring the extension's after."""
+        if process is None and not memory:
+            yield
+            return
+        saved = self.process
+        chosen = process if process is not None else saved
+        self.process = replace(chosen, memory={**chosen.memory, **(memory or {})})
+        try:
+            yield
+        finally:
+            self.process = saved
+
+    def _drop_counter(self, ring: str) -> Callable[[], int]:
+        """How many records ``ring`` had no room for (the front end counts them
+        in the drops global, one field per ring)."""
+        def read() -> int:
+            drops = self.maps.get(DROPS_MAP)
+            return int(getattr(drops[0], ring, 0)) if drops is not None else 0
+        return read
 
     def _raised(self, program: ProgramIR, raised: RaisedException) -> ExceptionReport:
         """The report the kernel would decode for ``raised``: its site, and the
