@@ -7,27 +7,40 @@ A case is a directory ``cases/<NN>_<name>/`` with ``prog.c``, an optional
 :func:`bpftool_load` is the independent check through libbpf. The packet
 checks in ``case.toml`` run the loaded entry program with
 ``BPF_PROG_TEST_RUN`` and compare its verdict and map contents.
+
+The pykex side (:func:`measure_pykex`) takes a case's ``prog.py`` through
+``pykex check``, compiles it once, loads it into the kernel (processed
+instructions and load time) and runs the same packet checks there and in
+host mode (:func:`pykex.load_host`).
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import platform
 import re
 import shutil
 import subprocess
+import time
+import tokenize
 import tomllib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pykex.bpf.codegen import VerifierRejectionError
+from pykex.compiler import Compilation
 from pykex.elf.load import LoadedObject, load_object
 from pykex.elf.reader import read_object
 from pykex.kernel.errors import BPFError, VerifierError
 from pykex.kernel.fs import BPFFS_ROOT, ensure_bpffs
 from pykex.kernel.uapi import MapType
+from pykex.lang import check as pykex_check
+from pykex.runtime import Extension, HostExtension, load_host
+from pykex.runtime import load as pykex_load
 
 CASES_DIR = Path(__file__).parent / "cases"
 CATEGORIES = {
@@ -191,6 +204,34 @@ def c_lines(path: Path) -> int:
     return count
 
 
+def python_lines(path: Path) -> int:
+    """Lines of Python that are neither blank, comments nor docstrings (the
+    counterpart of :func:`c_lines`)."""
+    docstrings = _docstring_lines(ast.parse(path.read_text(), str(path)))
+    code_lines: set[int] = set()
+    with path.open("rb") as source:
+        for token in tokenize.tokenize(source.readline):
+            if token.type in _NOT_CODE:
+                continue
+            code_lines.update(range(token.start[0], token.end[0] + 1))
+    return len(code_lines - docstrings)
+
+
+_NOT_CODE = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT,
+             tokenize.DEDENT, tokenize.ENCODING, tokenize.ENDMARKER}
+
+
+def _docstring_lines(tree: ast.Module) -> set[int]:
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef) and node.body:
+            first = node.body[0]
+            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str)):
+                lines.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+    return lines
+
+
 def build(source: Path, out_dir: Path) -> Path:
     """Compile ``source`` with clang into ``out_dir``; the object's path."""
     out = out_dir / f"{source.parent.name}-{source.stem}.o"
@@ -340,3 +381,130 @@ def _libbpf_verifier_reason(stderr: str) -> str:
 
 
 _LOG_BOOKKEEPING = re.compile(r"^(processed \d+ insns|verification time|stack depth)")
+
+
+# -- the pykex side -------------------------------------------------------------------
+
+
+@dataclass
+class PykexOutcome:
+    """What a case's ``prog.py`` did: how far it got, and how it behaved.
+
+    ``stage`` is the first step that failed (``"check"``: ``pykex check``
+    reported a diagnostic; ``"compile"``: the backend refused; ``"load"``: the
+    kernel refused the generated code, a pykex bug by definition), or
+    ``"done"``. Check failures are listed per mode.
+    """
+
+    stage: str
+    error: str = ""
+    processed: dict[str, int] = field(default_factory=dict)  # insns per program
+    load_ms: float = 0.0
+    kernel_failures: list[str] = field(default_factory=list)
+    host_failures: list[str] = field(default_factory=list)
+
+    @property
+    def loaded(self) -> bool:
+        return self.stage == "done"
+
+    @property
+    def behaves(self) -> bool:
+        return self.loaded and not self.kernel_failures and not self.host_failures
+
+
+def measure_pykex(case: Case, *, kernel: bool = True) -> PykexOutcome:
+    """Take ``case``'s ``prog.py`` through ``pykex check``, compilation, the
+    packet checks in host mode and (with ``kernel``) a kernel load and the
+    kernel's checks. Host and kernel results are independent: one mode
+    failing does not hide the other."""
+    if case.prog_py is None:
+        raise CaseError(f"{case.directory}: no prog.py")
+    diagnostics = pykex_check(case.prog_py)
+    if diagnostics:
+        first = diagnostics[0]
+        return PykexOutcome("check", f"line {first.line}: {first.message}")
+    compilation = Compilation(case.prog_py)
+    try:
+        compilation.compiled  # noqa: B018 (compile once; both modes reuse it)
+    except Exception as failure:  # a backend failure is a result to report
+        return PykexOutcome("compile", _describe(failure))
+    outcome = PykexOutcome("done", host_failures=_checked(lambda: load_host(compilation), case))
+    if not kernel:
+        return outcome
+    started = time.perf_counter()
+    try:
+        extension = pykex_load(compilation)
+    except VerifierRejectionError as rejection:
+        outcome.stage, outcome.error = "load", rejection.verifier_error.summary
+        return outcome
+    except BPFError as failure:
+        outcome.stage, outcome.error = "load", _describe(failure)
+        return outcome
+    outcome.load_ms = (time.perf_counter() - started) * 1000
+    outcome.processed = {
+        name: program.program.info().verified_insns for name, program in extension.programs.items()
+    }
+    outcome.kernel_failures = _checked(lambda: extension, case)
+    return outcome
+
+
+def _checked(
+    open_extension: Callable[[], Extension | HostExtension], case: Case
+) -> list[str]:
+    """The check failures of the extension ``open_extension`` gives, which is
+    closed afterwards; a run that crashes (a pykex bug) is one failure."""
+    try:
+        with open_extension() as extension:
+            return run_pykex_checks(extension, case)
+    except Exception as failure:  # a crash is a result to report
+        return [f"crashed: {_describe(failure)}"]
+
+
+def _describe(failure: BaseException) -> str:
+    return f"{type(failure).__name__}: {_last_line(str(failure))}"
+
+
+def run_pykex_checks(extension: Extension | HostExtension, case: Case) -> list[str]:
+    """Run every packet check of ``case`` on the pykex extension, from cleared
+    maps; a description of each mismatch (empty when all hold). A check also
+    fails when the run raised: the verdict must come from the program's own
+    logic, not from its ``on_error``."""
+    entry = extension.programs.get(case.entry)
+    if entry is None:
+        return [f"prog.py has no program {case.entry!r} (it has {', '.join(extension.programs)})"]
+    failures = []
+    for number, check in enumerate(case.checks, 1):
+        for name, view in extension.maps.items():
+            if not name.startswith("."):  # globals are the program's constants
+                view.clear()
+        for name, entries in check.setup.items():
+            for key, value in entries.items():
+                extension.maps[name][key] = value
+        result = entry.test_run(check.packet)
+        if result.exception is not None:
+            failures.append(f"check {number}: raised {_last_line(str(result.exception))}")
+        expected = XDP_VERDICTS[check.verdict]
+        if result.retval != expected:
+            failures.append(f"check {number}: verdict {result.retval}, expected {expected}")
+        for name, entries in check.expect.items():
+            view = extension.maps[name]
+            for key, value in entries.items():
+                actual = _pykex_comparable(view.value_type, view[key], value)
+                if actual != value:
+                    failures.append(f"check {number}: {name}[{key}] is {actual!r}, not {value!r}")
+    return failures
+
+
+def _pykex_comparable(value_type: Any, value: Any, expected: int | bytes) -> int | bytes:
+    """A typed map value as the checks state it: per-CPU values summed, and
+    Structs or Arrays as their bytes when the check gives bytes."""
+    if isinstance(value, list) and not isinstance(expected, bytes):
+        return sum(value)
+    if isinstance(expected, bytes):
+        return value if isinstance(value, bytes) else value_type.encode(value)
+    return value
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else text
