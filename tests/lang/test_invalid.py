@@ -167,7 +167,7 @@ CASES = [
      "fw.py:4:11: error: tracepoint syscalls/sys_enter_openat has no field 'filenam'"),
     ("wrong-context-for-program",
      "@xdp()\ndef p(ctx: TcContext) -> int:\n    return 0\n",
-     "fw.py:3:0: error: a xdp program takes one parameter `ctx: XdpContext`"),
+     "fw.py:3:0: error: xdp programs take one parameter `ctx: XdpContext`"),
     # -- unsupported Python -------------------------------------------------------------------
     ("class-not-struct",
      "class Thing:\n    pass\n",

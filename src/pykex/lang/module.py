@@ -783,7 +783,9 @@ def _initial_bytes(module: Module, ty: Type, value: ast.expr) -> bytes:
         names_in_order = ty.field_names()
         for i, arg in enumerate(value.args):
             if i >= len(names_in_order):
-                raise SourceError(arg, f"{ty.name} has only {len(names_in_order)} fields")
+                count = len(names_in_order)
+                raise SourceError(arg, f"{ty.name} has {count} field{'s' if count != 1 else ''}, "
+                                  f"given {len(value.args)} values")
             fields[names_in_order[i]] = fold(module, arg).value
         for keyword in value.keywords:
             if keyword.arg is None or ty.field(keyword.arg) is None:
@@ -791,7 +793,7 @@ def _initial_bytes(module: Module, ty: Type, value: ast.expr) -> bytes:
             fields[keyword.arg] = fold(module, keyword.value).value
         try:
             return ty.layout.encode(fields)
-        except (TypeError, ValueError) as failure:
+        except (TypeError, ValueError, OverflowError) as failure:
             raise SourceError(value, str(failure)) from None
     raise SourceError(value, f"the initial value of a {ty} global must be a constant",
                       f"write {ty}() for zero" if isinstance(ty, StructT) else None)
@@ -841,10 +843,10 @@ def _function(module: Module, node: ast.FunctionDef, tracepoints: TracepointSour
         params.append((arg.arg, ty, arg))
     if program is not None:
         if len(params) != 1 or params[0][1] != program.context:
-            raise SourceError(node, f"a {program.kind} program takes one parameter "
+            raise SourceError(node, f"{program.kind} programs take one parameter "
                               f"`ctx: {program.context}`")
         if node.returns is None or not _is_int_annotation(module, node.returns):
-            raise SourceError(node, f"a {program.kind} program returns an int",
+            raise SourceError(node, f"{program.kind} programs return an int",
                               f"write `def {node.name}(ctx: {program.context}) -> int:`")
         returns: Type = IntT(names.DEFAULT_INT.scalar)
     elif node.returns is None:
