@@ -2,7 +2,8 @@
 
 Public API:
 
-* ``generate(module: ModuleIR) -> CompiledModule``: instructions per program
+* ``generate(module: ModuleIR) -> CompiledModule``: legalizes each program's
+  IR in place (:func:`pykex.ir.passes.legalize`), then instructions per program
   (map references by name, ``source`` = the Python line), every map the code
   needs (the module's plus frames and the error channel, see
   :mod:`.runtime`) and the module-wide exception site table.
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pykex.bpf.insn import Instruction
 from pykex.bpf.program import EncodedProgram, encode
 from pykex.ir.nodes import MapDecl, ModuleIR
+from pykex.ir.passes import legalize
 
 from .loader import LoadedModule, VerifierRejectionError, load
 from .runtime import (
@@ -88,6 +90,7 @@ def generate(module: ModuleIR) -> CompiledModule:
     programs = []
     for index, program in enumerate(module.programs):
         kind = program_kind(program.kind)
+        legalize(program.function)
         frame_name = frame_map_name(program.name, taken)
         taken.add(frame_name)
         selected = FunctionSelector(

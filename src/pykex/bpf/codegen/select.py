@@ -581,8 +581,8 @@ class FunctionSelector:
         fields = self._packet_fields(instr)
         if isinstance(instr.offset, int):
             if instr.offset < 0 or instr.offset + instr.size > MAX_PACKET_OFFSET:
-                self.emit(dsl.ja(instr.fail))
-                return
+                # The code after it would be unreachable, which the verifier refuses.
+                raise CodegenError(f"a packet check that always fails was not legalized: {instr}")
             offset: Register | int = instr.offset
         else:
             offset = self.in_register(instr.offset, S2)

@@ -6,13 +6,15 @@ Public API:
   none, ``O1``: all) on a :class:`~pykex.ir.nodes.Function`, a
   :class:`~pykex.ir.nodes.ProgramIR` or every program of a
   :class:`~pykex.ir.nodes.ModuleIR`, in place, validating after each pass.
+* ``legalize(function)``: what the backend runs before selecting code at
+  any level: no instruction may be unreachable (the verifier refuses it).
 * ``validate(function)``: raise :class:`ValidationError` unless every used
   temp is defined, every label exists and each block ends with exactly one
   terminator.
 * the passes themselves, each ``pass(function) -> bool`` (changed anything):
   ``fold_constants``, ``forward_frame_stores``, ``eliminate_redundant_casts``,
-  ``propagate_copies``, ``fold_branches``, ``eliminate_dead_code``,
-  ``eliminate_bounds_checks``.
+  ``propagate_copies``, ``fold_branches``, ``fold_packet_checks``,
+  ``drop_unreachable_blocks``, ``eliminate_dead_code``, ``eliminate_bounds_checks``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from collections.abc import Callable
 from ..nodes import Function, ModuleIR, ProgramIR
 from .bounds import eliminate_bounds_checks
 from .memory import eliminate_redundant_casts, forward_frame_stores
-from .simplify import eliminate_dead_code, fold_branches, fold_constants, propagate_copies
+from .simplify import (
+    drop_unreachable_blocks,
+    eliminate_dead_code,
+    fold_branches,
+    fold_constants,
+    fold_packet_checks,
+    propagate_copies,
+)
 from .validate import ValidationError, validate
 
 Pass = Callable[[Function], bool]
@@ -31,6 +40,7 @@ PIPELINES: dict[str, tuple[Pass, ...]] = {
     "O0": (),
     "O1": (
         fold_constants,
+        fold_packet_checks,
         forward_frame_stores,
         eliminate_redundant_casts,
         propagate_copies,
@@ -40,6 +50,10 @@ PIPELINES: dict[str, tuple[Pass, ...]] = {
     ),
 }
 MAX_ROUNDS = 8  # the pipeline repeats while it changes something
+
+# What the backend needs at every level: the verifier refuses code it cannot
+# reach, such as what follows a packet check that always fails.
+LEGALIZE: tuple[Pass, ...] = (fold_packet_checks, fold_branches, drop_unreachable_blocks)
 
 
 def optimize(target: Function | ProgramIR | ModuleIR, level: str = "O1") -> None:
@@ -53,6 +67,11 @@ def optimize(target: Function | ProgramIR | ModuleIR, level: str = "O1") -> None
         functions = [target]
     for function in functions:
         run_pipeline(function, PIPELINES[level])
+
+
+def legalize(function: Function) -> None:
+    """Make ``function`` fit for the backend, in place, whatever its level."""
+    run_pipeline(function, LEGALIZE)
 
 
 def run_pipeline(function: Function, passes: tuple[Pass, ...]) -> None:
@@ -71,14 +90,18 @@ def run_pipeline(function: Function, passes: tuple[Pass, ...]) -> None:
 
 
 __all__ = [
+    "LEGALIZE",
     "PIPELINES",
     "ValidationError",
+    "drop_unreachable_blocks",
     "eliminate_bounds_checks",
     "eliminate_dead_code",
     "eliminate_redundant_casts",
     "fold_branches",
     "fold_constants",
+    "fold_packet_checks",
     "forward_frame_stores",
+    "legalize",
     "optimize",
     "propagate_copies",
     "run_pipeline",

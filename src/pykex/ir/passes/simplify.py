@@ -151,10 +151,32 @@ def fold_branches(function: Function) -> bool:
     return changed
 
 
+MAX_PACKET_OFFSET = 0xFFFF  # the verifier's bound on packet offsets; the backend's too
+
+
+def fold_packet_checks(function: Function) -> bool:
+    """A packet check of a constant range that can never fit always fails:
+    its block ends there, in a jump to the failure block (and the blocks
+    only the rest of it reached go too: they may use what it defined)."""
+    changed = False
+    for block in function.blocks:
+        for index, instr in enumerate(block.instrs):
+            if (
+                isinstance(instr, PacketPtr) and isinstance(instr.offset, int)
+                and not 0 <= instr.offset <= MAX_PACKET_OFFSET - instr.size
+            ):
+                block.instrs = [*block.instrs[:index], Jump(instr.fail, loc=instr.loc)]
+                changed = True
+                break
+    if changed:
+        drop_unreachable_blocks(function)
+    return changed
+
+
 def eliminate_dead_code(function: Function) -> bool:
     """Drop blocks the entry cannot reach and effect-free instructions whose
     results nobody reads."""
-    changed = _drop_unreachable(function)
+    changed = drop_unreachable_blocks(function)
     while True:
         used = {
             v for b in function.blocks for i in b.instrs for v in i.uses() if isinstance(v, Temp)
@@ -174,7 +196,7 @@ def eliminate_dead_code(function: Function) -> bool:
         changed = True
 
 
-def _drop_unreachable(function: Function) -> bool:
+def drop_unreachable_blocks(function: Function) -> bool:
     by_label = {b.label: b for b in function.blocks}
     reached = {function.blocks[0].label}
     work = [function.blocks[0]]
