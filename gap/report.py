@@ -21,6 +21,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,10 +160,29 @@ def _c_cell(result: CaseResult) -> str:
     return f"rejected: {result.c.error}"
 
 
+def expected_check(case: Case) -> str | None:
+    """The diagnostic ``pykex check`` gives ``prog.py`` by design (``[pykex]
+    expected_check`` in ``case.toml``): a kernel rule pykex states, not lifts."""
+    path = case.directory / "case.toml"
+    if not path.exists():  # a result made up without its directory
+        return None
+    with path.open("rb") as f:
+        return tomllib.load(f).get("pykex", {}).get("expected_check")
+
+
+def refused_by_design(result: CaseResult) -> bool:
+    p = result.pykex
+    wanted = expected_check(result.case)
+    return p is not None and p.stage == "check" and wanted is not None and p.error.endswith(
+        f": {wanted}")
+
+
 def _pykex_cell(result: CaseResult) -> str:
     p = result.pykex
     if p is None:
         return "-"
+    if refused_by_design(result):
+        return f"refused by design (the kernel's rule, stated at compile time): {p.error}"
     if p.stage == "check":
         return f"pykex check: {p.error}"
     if p.stage == "compile":
@@ -214,7 +234,7 @@ def pykex_problems(results: list[CaseResult]) -> list[str]:
     out = []
     for r in results:
         p = r.pykex
-        if p is None or p.behaves:
+        if p is None or p.behaves or refused_by_design(r):
             continue
         details = [p.error] if p.error else []
         details += [f"kernel {f}" for f in p.kernel_failures]
@@ -228,9 +248,13 @@ def summary(results: list[CaseResult]) -> str:
     unexpected = sum(1 for r in results if not r.as_expected)
     written = [r for r in results if r.pykex is not None]
     behaving = sum(1 for r in written if r.pykex is not None and r.pykex.behaves)
+    by_design = [r.case.name for r in written if refused_by_design(r)]
+    refused = (f" {len(by_design)} refused at compile time by design ({', '.join(by_design)})."
+               if by_design else "")
     return (f"{rejected} of {len(results)} safe C programs rejected by this kernel's verifier;"
             f" {unexpected} case(s) not as recorded (marked !). pykex: {behaving} of"
-            f" {len(written)} programs load and behave in the kernel and in host mode.")
+            f" {len(written)} programs load and behave in the kernel and in host mode."
+            + refused)
 
 
 def line_totals(results: list[CaseResult]) -> str:
@@ -294,7 +318,8 @@ def format_markdown(results: list[CaseResult], *, when: datetime.date | None = N
         "- *pykex*: `behaves` when `pykex check` accepts `prog.py`, it loads, and every "
         "packet check holds in both modes; then its programs, the instructions the "
         "verifier processed and the load time (maps and programs, milliseconds). "
-        "Otherwise the first problem.",
+        "`refused by design` when `pykex check` states a kernel rule the program breaks "
+        "(`[pykex] expected_check` in `case.toml`). Otherwise the first problem.",
         "- *lines*: lines of `prog.c` / `workaround.c` / `prog.py`, without blanks, "
         "comments and docstrings.",
         "",

@@ -5,7 +5,10 @@
 Each program is measured once per module and mode (milliseconds each). A
 case whose natural program meets a limitation of pykex is listed in
 ``KNOWN_PROBLEMS`` and its tests are strict xfails: they fail loudly once
-the limitation is gone, so the entry must go with it.
+the limitation is gone, so the entry must go with it. A case whose program
+breaks a kernel rule that pykex states as a language rule records the
+diagnostic in ``case.toml`` (``[pykex] expected_check``); that diagnostic is
+its outcome.
 """
 
 from __future__ import annotations
@@ -26,48 +29,16 @@ from gap.corpus import (
     python_lines,
     read_case,
 )
-from gap.report import CaseResult, format_markdown, format_table
+from gap.report import CaseResult, expected_check, format_markdown, format_table
 
 CASES = load_cases()
 WITH_PYKEX = [c for c in CASES if c.prog_py is not None]
 CASES_DIR = Path(__file__).parents[2] / "gap" / "cases"
 
-_SLICES = (
-    "array slices are not supported, nor packet slices whose length is not a constant: "
-    "{code} is rejected; the same program with an element-by-element loop loads and behaves"
-)
-KNOWN_PROBLEMS = {
-    "09_call_depth": (
-        "recursion is rejected ('recursion is not supported: innermost_tag -> innermost_tag'), "
-        "so the recursive-descent parser cannot be written; the walk as a loop loads and behaves"
-    ),
-    "10_lock_and_helper": (
-        "ktime_ns() inside `with meter.lock:` is a compile-time error ('calls the kernel "
-        "helper bpf_ktime_get_ns, which is not allowed while a spin lock is held'): pykex "
-        "states the kernel's rule instead of lifting it"
-    ),
-    "11_modulo_bounds": (
-        "module-level tuple constants are not supported: `WEIGHTS = (1, 1, 2, ...)` is 'not a "
-        "constant expression', so a constant lookup table cannot be written (with the weight "
-        "computed instead, `% BACKENDS` as an index loads and behaves)"
-    ),
-    "12_tail_call_stack": (
-        "the language has no program arrays or tail calls ('pykex has no name "
-        "ProgramArray'): a dispatch to stages installed at run time cannot be written"
-    ),
-    "14_copy_payload": _SLICES.format(
-        code="`capture.data[:length] = ctx.packet[PAYLOAD_OFFSET : PAYLOAD_OFFSET + length]`"),
-    "16_find_substring": _SLICES.format(
-        code="`ctx.packet[start : start + n] == wanted.data[:n]`"),
-    "17_compare_runtime_string": (
-        "Arrays cannot be compared: `label.name == blocked_host[0].name` is 'cannot compare "
-        "Array[u8, 32] and Array[u8, 32]'; a byte-by-byte loop loads and behaves"
-    ),
-    "21_compare_var_length": _SLICES.format(
-        code="`ctx.packet[PAYLOAD_OFFSET : PAYLOAD_OFFSET + n] == expected.data[:n]`"),
-    "25_helper_zero_length": _SLICES.format(
-        code="`copied.data[:length] = ctx.packet[SNIPPET_OFFSET : SNIPPET_OFFSET + length]`"),
-}
+KNOWN_PROBLEMS: dict[str, str] = {}
+# Cases whose program breaks a kernel rule pykex states as a language rule: the
+# outcome is `pykex check`'s diagnostic (`[pykex] expected_check` in case.toml).
+BY_DESIGN = {c.name: message for c in WITH_PYKEX if (message := expected_check(c)) is not None}
 # Far below the verifier's 1,000,000: the loops of category 1 are verified
 # once, whatever the payload's length, instead of walked byte by byte.
 LOOP_INSTRUCTION_CEILING = 10_000
@@ -76,6 +47,8 @@ LOOP_INSTRUCTION_CEILING = 10_000
 def _params(cases: list[Case], *, kernel: bool) -> list[object]:
     params = []
     for case in cases:
+        if case.name in BY_DESIGN:
+            continue
         marks = [pytest.mark.kernel] if kernel else []
         if case.name in KNOWN_PROBLEMS:
             marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_PROBLEMS[case.name]))
@@ -100,6 +73,28 @@ def _loaded(outcome: PykexOutcome) -> None:
 def test_every_case_has_a_pykex_program() -> None:
     assert [c.name for c in CASES if c.prog_py is None] == []
     assert set(KNOWN_PROBLEMS) <= {c.name for c in CASES}
+    assert not set(KNOWN_PROBLEMS) & set(BY_DESIGN)
+
+
+@pytest.mark.parametrize("case", [c for c in WITH_PYKEX if c.name in BY_DESIGN],
+                         ids=[name for name in BY_DESIGN])
+def test_a_kernel_rule_is_stated_at_compile_time(case: Case) -> None:
+    """The program is refused by `pykex check` with the recorded diagnostic: the
+    verifier never sees it."""
+    outcome = measure_pykex(case, kernel=False)
+    assert outcome.stage == "check"
+    assert outcome.error.split(": ", 1)[1] == BY_DESIGN[case.name]
+
+
+def test_by_design_cases_read_as_such_in_the_report() -> None:
+    message = BY_DESIGN["10_lock_and_helper"]
+    result = _result("10_lock_and_helper",
+                     pykex=PykexOutcome("check", f"line 24: {message}"))
+    text = format_markdown([result], when=datetime.date(2025, 1, 2))
+    assert f"refused by design (the kernel's rule, stated at compile time): line 24: {message}" \
+        in text
+    assert "pykex stops at" not in text
+    assert "1 refused at compile time by design (10_lock_and_helper)" in text
 
 
 @pytest.mark.parametrize("case", _params(WITH_PYKEX, kernel=True))

@@ -6,7 +6,7 @@ stage installed there, fall through to XDP_PASS.
 The sample stays a local of the entry; the jump is made from the function.
 """
 
-from pykex import XDP_PASS, Array, ProgramArray, Struct, XdpContext, u32, u64, xdp
+from pykex import XDP_PASS, Array, ProgramArray, Struct, XdpContext, tail_call, u32, u64, xdp
 
 SAMPLE_BYTES = 288
 FNV_PRIME_64 = u64(0x100000001B3)
@@ -18,11 +18,11 @@ class Sample(Struct):
     words: Array[u64, SAMPLE_BYTES // 8]
 
 
-def classify_and_jump(ctx: XdpContext, sample: Sample) -> int:
+def classify_and_jump(ctx: XdpContext, sample: Sample) -> u32:
     mix: u64 = 0
     for i in range(SAMPLE_BYTES // 8):
         mix = (mix ^ sample.words[i]) * FNV_PRIME_64
-    next_stage.tail_call(ctx, u32(mix >> 32) & 3)  # returns only when the slot is empty
+    tail_call(ctx, next_stage, u32(mix >> 32) & 3)  # returns only when the slot is empty
     return XDP_PASS
 
 

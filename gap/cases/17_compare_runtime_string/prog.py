@@ -24,8 +24,7 @@ def host_filter(ctx: XdpContext) -> int:
     if length > MAX_LABEL - 1:
         length = MAX_LABEL - 1
     label = Hostname()
-    for i in range(length):
-        label.name[i] = ctx.packet[LABEL_OFFSET + 1 + i]
+    label.name[:length] = ctx.packet[LABEL_OFFSET + 1 : LABEL_OFFSET + 1 + length]
     if label.name == blocked_host[0].name:
         return XDP_DROP
     return XDP_PASS

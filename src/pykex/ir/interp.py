@@ -293,6 +293,9 @@ HASH_KINDS = {"HASH", "PERCPU_HASH", "LRU_HASH", "LRU_PERCPU_HASH"}
 # per-CPU ones copy into the existing element instead).
 REPLACED_ON_UPDATE = {"HASH", "LRU_HASH"}
 EVENT_KINDS = {"RINGBUF", "PERF_EVENT_ARRAY"}
+# Arrays whose slots may be empty: interface indexes, programs (by Interpreter.program_id).
+SLOT_KINDS = {"DEVMAP", "PROG_ARRAY"}
+MAX_TAIL_CALLS = 33  # MAX_TAIL_CALL_CNT: the tail call after these does nothing
 PERF_BUFFER_BYTES = 8 * 4096  # per CPU: what an extension's perf reader maps
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 
@@ -323,7 +326,7 @@ class HostMap:
             if decl.initial is not None:
                 for value in self.entries[bytes(4)]:
                     value[: len(decl.initial)] = decl.initial
-        elif decl.kind not in HASH_KINDS | EVENT_KINDS | {"LPM_TRIE", "STACK_TRACE", "DEVMAP"}:
+        elif decl.kind not in HASH_KINDS | EVENT_KINDS | SLOT_KINDS | {"LPM_TRIE", "STACK_TRACE"}:
             raise InterpreterError(f"map kind {decl.kind} is not emulated")
 
     def _fresh(self) -> list[bytearray]:
@@ -348,7 +351,7 @@ class HostMap:
         if self.decl.kind == "LPM_TRIE":
             return self._lpm_update(key, value, flags)
         present = key in self.entries
-        if self.decl.kind in ARRAY_KINDS or self.decl.kind == "DEVMAP":
+        if self.decl.kind in ARRAY_KINDS | SLOT_KINDS:
             if int.from_bytes(key, "little") >= self.decl.max_entries:
                 return -errno.E2BIG
             if flags == BPF_NOEXIST:
@@ -371,7 +374,7 @@ class HostMap:
     def delete(self, key: bytes) -> int:
         if self.decl.kind in ARRAY_KINDS:
             return -errno.EINVAL
-        if self.decl.kind == "DEVMAP":  # clearing a slot, empty or not
+        if self.decl.kind in SLOT_KINDS:  # clearing a slot, empty or not
             if int.from_bytes(key, "little") >= self.decl.max_entries:
                 return -errno.EINVAL
             self.entries.pop(bytes(key), None)
@@ -544,6 +547,11 @@ class Interpreter:
                 return program
         raise KeyError(f"module {self.module.file} has no program {name!r}")
 
+    def program_id(self, name: str) -> int:
+        """What a ``PROG_ARRAY`` slot holds for program ``name`` (the kernel keeps
+        program ids there): its position in the module, counting from 1."""
+        return self.module.programs.index(self.program(name)) + 1
+
     def frame(self, program: ProgramIR) -> bytearray:
         key = (program.name, self.cpu)
         if key not in self.frames:
@@ -590,6 +598,14 @@ class Interpreter:
         return RunResult(retval & 0xFFFFFFFF, exception, out, run.steps, ctx_out)
 
 
+class _TailCall(Exception):
+    """Raised by the tail call helper to leave the current program for ``program``."""
+
+    def __init__(self, program: ProgramIR) -> None:
+        super().__init__(program.name)
+        self.program = program
+
+
 class _Run:
     def __init__(
         self, machine: Interpreter, program: ProgramIR, packet: bytearray, ctx: bytearray
@@ -609,6 +625,7 @@ class _Run:
         self.budget = machine.loop_budget
         self.steps = 0
         self.blocks = {b.label: b for b in self.function.blocks}
+        self.tail_calls = 0
 
     def start_xdp_frame(self) -> None:
         """Place the packet in a page-sized frame as an XDP test run does."""
@@ -652,11 +669,25 @@ class _Run:
     def execute(self) -> tuple[int, RaisedException | None]:
         block = self.function.blocks[0]
         while True:
-            outcome = self.run_block(block)
+            try:
+                outcome = self.run_block(block)
+            except _TailCall as jump:
+                self.enter(jump.program)
+                block = self.function.blocks[0]
+                continue
             if isinstance(outcome, str):
                 block = self.blocks[outcome]
                 continue
             return outcome
+
+    def enter(self, program: ProgramIR) -> None:
+        """Go on as ``program``, on the same packet and context (a tail call)."""
+        self.check_released()
+        self.program = program
+        self.function = program.function
+        self.frame = self.machine.frame(program)
+        self.values = {}
+        self.blocks = {b.label: b for b in self.function.blocks}
 
     def run_block(self, block: Block) -> str | tuple[int, RaisedException | None]:
         for instr in block.instrs:
@@ -825,6 +856,21 @@ class _Run:
     def h_map_delete_elem(self, args: list) -> int:
         host = self._host_map(args[0])
         return host.delete(self._bytes(args[1], host.decl.key_size))
+
+    def h_tail_call(self, args: list) -> int:
+        """Jump to the program in the slot, or carry on when it is empty (or after
+        MAX_TAIL_CALLS jumps), as bpf_tail_call does."""
+        host = self._host_map(args[1])
+        index = self.scalar_arg(args[2]) & 0xFFFFFFFF
+        slot = host.find(index.to_bytes(4, "little")) if index < host.decl.max_entries else None
+        if slot is None or self.tail_calls >= MAX_TAIL_CALLS:
+            return -errno.ENOENT
+        programs = self.machine.module.programs
+        position = int.from_bytes(slot[0][:4], "little") - 1
+        if not 0 <= position < len(programs):
+            raise InterpreterError(f"program array {host.decl.name} holds an unknown program")
+        self.tail_calls += 1
+        raise _TailCall(programs[position])
 
     def h_ktime_get_ns(self, args: list) -> int:
         return self.machine.clock()

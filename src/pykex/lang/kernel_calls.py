@@ -68,7 +68,7 @@ _KIND_RULES: dict[str, frozenset[str]] = {
 }
 
 KERNEL_FUNCTIONS = frozenset({"comm", "current_task", "user_string", "kernel_string",
-                              "user_read", "kernel_read", *_KIND_RULES})
+                              "user_read", "kernel_read", "tail_call", *_KIND_RULES})
 
 _READ_HELPERS = {"user": "bpf_probe_read_user", "kernel": "bpf_probe_read_kernel"}
 
@@ -381,6 +381,27 @@ class KernelCallsMixin:
         verdict = self.temp("verdict")
         self.emit(Call(verdict, "bpf_redirect_map", [m, index, fallback]))
         return Operand(I64_T, verdict)
+
+    def helper_tail_call(self: FunctionLowering, node: ast.Call) -> Operand:
+        """``tail_call(ctx, programs, index)``: ``bpf_tail_call``. It returns only when
+        the slot is empty (or 33 tail calls were chained): then code goes on."""
+        expect_args(node, 3, "tail_call(ctx, programs, index)")
+        ctx = self.ctx_argument(node, "tail_call()")
+        programs = self.expr(node.args[1])
+        if not isinstance(programs.type, MapT) or programs.type.kind != "ProgramArray":
+            raise SourceError(node.args[1], "tail_call() jumps through a ProgramArray",
+                              "declare progs = ProgramArray(max_entries=N) at module level")
+        reserved = next((h for h in self.held if h.kind == "reservation"), None)
+        if reserved is not None:
+            raise SourceError(node, "tail_call() cannot leave a reserved record behind",
+                              f"call it after the `with` block of line "
+                              f"{getattr(reserved.node, 'lineno', '?')}")
+        index = self.integer_argument(node.args[2], IntT(U32))
+        m = self.temp("map", pointer=True)
+        self.emit(MapRef(m, programs.type.name))
+        # bpf_tail_call returns nothing the verifier lets code read (RET_VOID).
+        self.emit(Call(None, "bpf_tail_call", [ctx, m, index]))
+        return Operand(NoneT())
 
     def helper_skb_load_bytes(self: FunctionLowering, node: ast.Call) -> Operand:
         expect_args(node, 3, "skb_load_bytes(ctx, offset, buffer)")

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pykex.btf import TracepointFormat
 from pykex.ir.nodes import (
     BOOL,
+    I64,
     U8,
-    U16,
     U32,
     U64,
     AtomicAdd,
@@ -64,8 +64,16 @@ from pykex.lang.contexts import (
 )
 from pykex.lang.diagnostics import SourceError
 from pykex.lang.kernel_calls import KERNEL_FUNCTIONS, KernelCallsMixin
-from pykex.lang.module import FunctionDecl, Module, ProgramSpec, holds_lock
+from pykex.lang.module import (
+    FunctionDecl,
+    Module,
+    ProgramSpec,
+    holds_lock,
+    ord_constant,
+    tuple_item,
+)
 from pykex.lang.resources import Held, ResourcesMixin
+from pykex.lang.slices import SlicesMixin
 from pykex.lang.types import (
     BOOL_T,
     I64_T,
@@ -83,11 +91,13 @@ from pykex.lang.types import (
     MapT,
     NoneT,
     PacketT,
+    RangeT,
     RefT,
     SliceT,
     StringT,
     StrT,
     StructT,
+    TupleT,
     Type,
     TypeT,
 )
@@ -191,6 +201,7 @@ class ModuleLowering:
         self.module = module
         self.rodata = bytearray()
         self._strings: dict[bytes, int] = {}
+        self._tables: dict[object, int] = {}
         self.drop_counters: list[str] = []  # rings, in the order of their u64 counters
         self.crash_flags: list[str] = []  # crash_stop programs, one u32 flag each
         self.records: dict[str, set[Type]] = {}  # event map -> the types of its records
@@ -216,6 +227,16 @@ class ModuleLowering:
             self.crash_flags.append(program)
         return 4 * self.crash_flags.index(program)
 
+    def table(self, values: tuple[int, ...]) -> int:
+        """Offset in ``.rodata`` of ``values`` as 8-byte little-endian words (a tuple
+        constant read at run-time indexes)."""
+        key = ("table", values)
+        if key not in self._tables:
+            self._tables[key] = len(self.rodata)
+            for value in values:
+                self.rodata += (value & (1 << 64) - 1).to_bytes(8, "little")
+        return self._tables[key]
+
     def string(self, data: bytes) -> int:
         """Offset of ``data`` (NUL-terminated) in ``.rodata``."""
         if data not in self._strings:
@@ -226,7 +247,7 @@ class ModuleLowering:
         return self._strings[data]
 
 
-class FunctionLowering(ResourcesMixin, KernelCallsMixin):
+class FunctionLowering(ResourcesMixin, KernelCallsMixin, SlicesMixin):
     def __init__(self, shared: ModuleLowering, name: str, recursive: set[str],
                  program: ProgramSpec | None = None) -> None:
         self.shared = shared
@@ -506,7 +527,8 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
                                   f"{node.target.id}, n)")
         lvalue = self.lvalue(node.target)
         current = self.read_lvalue(lvalue, node.target)
-        result = self.arith(node, node.op, current, self.expr(node.value), expected=lvalue.type)
+        value = self.expr(node.value, flexible=True)
+        result = self.arith(node, node.op, current, value, expected=lvalue.type)
         self.write_lvalue(lvalue, result, node)
 
     def stmt_Delete(self, node: ast.Delete) -> None:
@@ -610,6 +632,9 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         it = node.iter
         if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name)
                 and it.func.id == "range" and "range" not in self.scope.local_names):
+            if isinstance(it, ast.Name) and it.id in self.module.tuples:
+                raise SourceError(it, "for loops iterate over range(...) only",
+                                  f"write `for i in range(len({it.id})):` and read {it.id}[i]")
             raise SourceError(it, "for loops iterate over range(...) only",
                               "write `for i in range(n):`, or a while loop")
         if it.keywords or not 1 <= len(it.args) <= 3:
@@ -618,7 +643,7 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             raise SourceError(node.target, "the loop variable must be a plain name")
         name = node.target.id
         declared = self.scope.locals.get(name)
-        if declared is not None and not isinstance(declared.type, IntT):
+        if declared is not None and not isinstance(declared.type, IntT | RangeT):
             raise SourceError(node.target, f"{name} is a {declared.type}, not an integer")
         args = [self.expr(a) for a in it.args]
         start = args[0] if len(args) > 1 else Operand(LiteralT(0), 0)
@@ -634,7 +659,8 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         assert isinstance(step_value, int)
         if step_value == 0:
             raise SourceError(step_node, "range() step must not be zero")
-        wanted = declared.type if declared is not None else None
+        wanted = declared.type if declared is not None and isinstance(
+            declared.type, IntT) else None
         ty = self.unify([start, stop], it, "range", expected=wanted)
         if not isinstance(ty, IntT):
             raise SourceError(it, "range() needs integer bounds")
@@ -650,7 +676,8 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         self.store(counter, counter_type, start_v)
         self.store(end, counter_type, stop_v)
         if declared is None:
-            self.declare(name, ty, node.target)
+            counted = self.counter_range(name)
+            self.declare(name, ty if counted is None else counted, node.target)
         local = self.scope.locals[name]
         head, body, latch, exit_, exhausted = (
             self.label(h) for h in ("for", "body", "latch", "endfor", "exhausted"))
@@ -664,7 +691,8 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
                         exit_)
         self.start(body)
         assert local.slot is not None
-        self.store(Place("frame", local.slot), ty, self.load(counter, counter_type))
+        self.store(Place("frame", local.slot), _slot_type(local.type),
+                   self.load(counter, counter_type))
         body_state = entry.assign(name, False)
         loop = LoopTargets(latch, exit_, exhausted, back_edge=False, held_depth=len(self.held))
         inner = self.label("iteration")
@@ -680,6 +708,35 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             "TerminationError", "loop budget exhausted", [], self.loc(node))))
         self.start(exit_)
         self.scope.state = join(entry, *loop.break_states)
+
+    def counter_range(self, name: str) -> RangeT | None:
+        """The values of ``name`` when the function binds it only as the counter of
+        ``for`` loops over ranges with constant bounds: like a literal, such a
+        counter takes its type from its uses. None otherwise."""
+        decl = self.scope.decl
+        if decl is None:
+            return None
+        stores = [n for n in ast.walk(decl.node) if isinstance(n, ast.Name) and n.id == name
+                  and isinstance(n.ctx, ast.Store)]
+        loops = [n for n in ast.walk(decl.node) if isinstance(n, ast.For)
+                 and isinstance(n.target, ast.Name) and n.target.id == name]
+        if len(stores) != len(loops):
+            return None
+        values_seen: list[int] = []
+        for loop in loops:
+            it = loop.iter
+            if not (isinstance(it, ast.Call) and 1 <= len(it.args) <= 3 and not it.keywords):
+                return None
+            bounds = [self.constant_value(a) for a in it.args]
+            if any(b is None for b in bounds) or (len(bounds) == 3 and bounds[2] == 0):
+                return None
+            values = range(*bounds)  # type: ignore[arg-type]
+            if values:
+                values_seen += [values[0], values[-1]]
+        if not values_seen:  # the loops never run: any type will do
+            return RangeT(0, 0)
+        low, high = min(values_seen), max(values_seen)
+        return RangeT(low, high) if _one_type_holds(low, high) else None
 
     def stmt_Break(self, node: ast.Break) -> None:
         if not self.scope.loops:
@@ -801,7 +858,7 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         if holds_lock(ty):
             raise SourceError(node, f"a {ty} holds a SpinLock, which lives in map values only",
                               "look the value up in its map: v = m[key]")
-        if isinstance(ty, IntT | BoolT | KernelT):
+        if isinstance(ty, IntT | BoolT | KernelT | RangeT):
             local = Local(ty, slot=self.alloc(8))
         elif isinstance(ty, StructT | ArrayT):
             local = Local(ty, place=Place("frame", self.alloc(ty.size)))
@@ -882,6 +939,8 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             raise SourceError(node, f"{ty.value} does not fit in 64 bits")
         if isinstance(ty, IntT):
             return ty.value
+        if isinstance(ty, RangeT):
+            return _range_default(ty)
         if isinstance(ty, RefT) and ty.reserved:
             raise SourceError(node, "a reserved record keeps the name its `with` gave it",
                               "use that name, or pass it to a function")
@@ -890,8 +949,8 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
                               "look the value up in its map: v = m[key]")
         if ty.is_data or isinstance(ty, RefT | KernelT):
             return ty
-        if isinstance(ty, SliceT):
-            return ArrayT(U8_T, ty.length)
+        if isinstance(ty, SliceT) and ty.length:
+            return ArrayT(ty.element, ty.length)
         if isinstance(ty, StringT):
             raise SourceError(node, "a string is copied into a buffer whose type gives its "
                               "size", f"annotate it: name: Bytes[64] = {ast.unparse(node)}")
@@ -900,6 +959,9 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
     # -- assignment targets ----------------------------------------------------------------
 
     def assign_to(self, target: ast.expr, value_node: ast.expr) -> None:
+        if isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Slice):
+            self.slice_assign(target, value_node)
+            return
         if isinstance(target, ast.Subscript):
             container = self.expr(target.value)
             if isinstance(container.type, MapT):
@@ -1010,8 +1072,12 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
 
     # -- expressions -------------------------------------------------------------------------
 
-    def expr(self, node: ast.expr, expected: Type | None = None, statement: bool = False
-             ) -> Operand:
+    def expr(self, node: ast.expr, expected: Type | None = None, statement: bool = False,
+             flexible: bool = False) -> Operand:
+        """Check and lower ``node``; ``expected`` is the type its use wants. A
+        :class:`RangeT` result gets that type (or the default integer type)
+        unless the caller is ``flexible``: operators, which type it from the
+        other operand, as they do literals."""
         self.node = node
         method = getattr(self, f"expr_{type(node).__name__}", None)
         if method is None:
@@ -1026,7 +1092,17 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             result = method(node)
         if result.node is None:
             result.node = node
+        if isinstance(result.type, RangeT) and not flexible:
+            return self.settle(result, expected, node)
         return result
+
+    def settle(self, op: Operand, expected: Type | None, node: ast.AST) -> Operand:
+        """A :class:`RangeT` value as a typed one: the expected integer type, else
+        the default one (as a literal's)."""
+        assert isinstance(op.type, RangeT)
+        if isinstance(expected, IntT):
+            return self.coerce(op, expected.value, node)
+        return Operand(_range_default(op.type), op.value, node=op.node)
 
     def expr_Constant(self, node: ast.Constant) -> Operand:
         value = node.value
@@ -1054,6 +1130,8 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             ty = local.type
             if isinstance(ty, IntT | BoolT | KernelT):
                 return Operand(ty, self.load(self.local_place(local), ty))
+            if isinstance(ty, RangeT):
+                return Operand(ty, self.load(self.local_place(local), _range_memory(ty)))
             if isinstance(ty, StructT | ArrayT):
                 return Operand(ty, place=self.local_place(local))
             if isinstance(ty, RefT):
@@ -1076,6 +1154,8 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             return Operand(constant.type, constant.value)
         if name in module.byte_strings:
             return Operand(BytesT(module.byte_strings[name]))
+        if name in module.tuples:
+            return Operand(module.tuples[name])
         if name in module.reported:
             raise Poisoned
         if name in module.globals:
@@ -1217,8 +1297,6 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         if not isinstance(ty, ArrayT):
             raise SourceError(node, f"cannot index a {ty}")
         assert base.place is not None
-        if isinstance(node.slice, ast.Slice):
-            raise SourceError(node, "array slices are not supported")
         index = self.expr(node.slice)
         stride = _size(ty.element)
         if isinstance(index.type, LiteralT):
@@ -1229,20 +1307,21 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         if not isinstance(index.type, IntT):
             raise SourceError(node.slice, f"an index must be an integer, not {index.type}")
         assert index.value is not None
-        ok = self.label("in_bounds")
-        fail = self.cold_raise("IndexError", "index {} out of range for length {}",
-                               [index.value, ty.length], node)
-        self.end_branch("lt", index.value, ty.length, False, ok, fail)
-        self.start(ok)
-        scaled = self.temp()
-        self.emit(BinOp(scaled, "mul", index.value, stride, U64))
-        base_ptr, offset = self.base(base.place)
-        element = self.temp("elem", pointer=True)
-        self.emit(BinOp(element, "add", base_ptr, scaled, U64))
-        return Place("ptr", offset, element), ty.element
+        if isinstance(index.value, int):  # a typed constant: checked at run time as written
+            index = Operand(index.type, self.constant_temp(index.value))
+        assert index.value is not None
+        return self.array_element(base.place, ty.element, ty.length, index.value, node), \
+            ty.element
+
+    def constant_temp(self, value: int) -> Temp:
+        t = self.temp()
+        self.emit(_assign(t, value))
+        return t
 
     def expr_Subscript(self, node: ast.Subscript) -> Operand:
         base = self.expr(node.value)
+        if isinstance(node.slice, ast.Slice) and isinstance(base.type, ArrayT | RefT):
+            return self.array_slice(base, node)
         if isinstance(base.type, MapT):
             return self.map_subscript(base.type, node, want_ref=False)
         if isinstance(base.type, PacketT):
@@ -1255,6 +1334,8 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             return Operand(U8_T, t)
         if isinstance(base.type, BytesT):
             return self.byte_string_index(base.type.value, node)
+        if isinstance(base.type, TupleT):
+            return self.tuple_index(base.type, node)
         place, ty = self.element_place(base, node)
         if isinstance(ty, IntT | BoolT):
             return Operand(ty.value, self.load(place, ty))
@@ -1264,8 +1345,14 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         """``NAME[i]`` of a byte-string constant: a u8, folded when ``i`` is constant,
         else read from the copy of the bytes kept in ``.rodata``."""
         if isinstance(node.slice, ast.Slice):
-            raise SourceError(node, "byte strings cannot be sliced",
-                              "compare packet slices with the whole string")
+            parts = (node.slice.lower, node.slice.upper, node.slice.step)
+            bounds = [None if part is None else self.constant_value(part) for part in parts]
+            if any(part is not None and bound is None for part, bound in zip(
+                    parts, bounds, strict=True)) or bounds[2] == 0:
+                raise SourceError(node, "byte strings cannot be sliced",
+                                  "slice them with constant bounds: NAME[1:3]")
+            # Constant bounds: the new byte string as Python slices it.
+            return Operand(BytesT(data[bounds[0]:bounds[1]:bounds[2]]))
         index = self.expr(node.slice)
         if isinstance(index.type, LiteralT) or (isinstance(index.type, IntT)
                                                 and isinstance(index.value, int)):
@@ -1279,6 +1366,26 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
                          place=Place("global", self.shared.string(data), map=".rodata"))
         place, _ = self.element_place(stored, node)
         return Operand(U8_T, self.load(place, U8_T))
+
+    def tuple_index(self, table: TupleT, node: ast.Subscript) -> Operand:
+        """``NAME[i]`` of a tuple constant: folded when ``i`` is a constant, else read
+        from its copy in ``.rodata`` (IndexError when ``i`` is out of range). Items
+        of an untyped tuple are a :class:`RangeT`, typed by their use."""
+        if isinstance(node.slice, ast.Slice):
+            raise SourceError(node, "tuple constants cannot be sliced",
+                              f"index them: {table.name}[i]")
+        index = self.expr(node.slice)
+        if isinstance(index.value, int) and isinstance(index.type, LiteralT | IntT):
+            item = tuple_item(table, index.value, node.slice)
+            return Operand(item.type, item.value)
+        memory = IntT(I64) if min(table.values) < 0 else U64_T
+        stored = Operand(ArrayT(memory, len(table.values)),
+                         place=Place("global", self.shared.table(table.values), map=".rodata"))
+        place, _ = self.element_place(stored, node)
+        value = self.load(place, memory)
+        if table.element is not None:
+            return Operand(table.element, value)
+        return Operand(RangeT(min(table.values), max(table.values)), value)
 
     def index_value(self, index: Operand, node: ast.AST) -> Value:
         if isinstance(index.type, LiteralT):
@@ -1304,9 +1411,9 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
                 return self.fold(node, left.type.value, right.type.value)
             raise SourceError(node, f"'{'**' if isinstance(node.op, ast.Pow) else '@'}' is "
                               "supported only between constants")
-        left = self.expr(node.left, expected=expected)
+        left = self.expr(node.left, expected=expected, flexible=True)
         right = self.expr(node.right, expected=expected if not isinstance(
-            node.op, ast.LShift | ast.RShift) else None)
+            node.op, ast.LShift | ast.RShift) else None, flexible=True)
         return self.arith(node, node.op, left, right, expected)
 
     def fold(self, node: ast.BinOp | ast.AugAssign, a: int, b: int) -> Operand:
@@ -1342,15 +1449,19 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             if isinstance(side.type, BoolT):
                 raise SourceError(node, f"cannot {verb} bool values",
                                   "convert it first, e.g. u8(flag)")
-            if not isinstance(side.type, IntT | LiteralT):
+            if not isinstance(side.type, IntT | LiteralT | RangeT):
                 raise SourceError(node, f"cannot {verb} {left.type} and {right.type}")
         if isinstance(left.type, LiteralT) and isinstance(right.type, LiteralT):
             return self.fold(node, left.type.value, right.type.value)
         shift = isinstance(op, ast.LShift | ast.RShift)
         if shift:
-            if isinstance(left.type, LiteralT):
+            if isinstance(right.type, RangeT):
+                right = self.settle(right, None, node)
+            if isinstance(left.type, LiteralT | RangeT):
                 target = expected if isinstance(expected, IntT) else right.type
-                assert isinstance(target, IntT)
+                if not isinstance(target, IntT):  # a range shifted by a literal amount
+                    assert isinstance(left.type, RangeT)
+                    target = _range_default(left.type)
                 left = self.coerce(left, target.value, node)
             ty = left.type
             assert isinstance(ty, IntT)
@@ -1372,6 +1483,8 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             t = self.temp()
             self.emit(BinOp(t, ir_op, left.value, amount_value, ty.scalar))
             return Operand(ty, t)
+        if isinstance(op, ast.BitAnd | ast.BitOr | ast.BitXor):
+            left, right = _twos_complement(left, right), _twos_complement(right, left)
         ty = self.unify([left, right], node, verb, symbol=symbol, expected=expected)
         assert isinstance(ty, IntT)
         a = self.coerce(left, ty, node).value
@@ -1396,9 +1509,11 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         """The common integer type of ``operands`` (widening within one signedness)."""
         typed = [o.type for o in operands if isinstance(o.type, IntT)]
         if not typed:
-            if isinstance(expected, IntT):
+            ranges = [o.type for o in operands if isinstance(o.type, RangeT)]
+            if isinstance(expected, IntT) and all(r.fits(expected.value) for r in ranges):
                 return expected.value
             values = [o.type.value for o in operands if isinstance(o.type, LiteralT)]
+            values += [v for r in ranges for v in (r.lo, r.hi)]
             if all(names.DEFAULT_INT.fits(v) for v in values):
                 return names.DEFAULT_INT
             return U64_T
@@ -1428,6 +1543,11 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
                     raise SourceError(node, f"{op.type.value} does not fit in {ty}",
                                       f"{ty} holds {ty.scalar.min}..{ty.scalar.max}")
                 return Operand(ty, op.type.value)
+            if isinstance(op.type, RangeT):
+                if not op.type.fits(ty):
+                    raise SourceError(node, f"this {op.type} does not fit in {ty}",
+                                      f"convert it explicitly: {ty}(...) (wraps around)")
+                return Operand(ty, op.value)
             if isinstance(op.type, IntT):
                 have = op.type.value
                 if have == ty:
@@ -1451,10 +1571,9 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
                 # The map is remembered: a function given the value may take its lock.
                 owner = None if op.type.reserved else op.type.map
                 return Operand(ty, place=Place("ptr", 0, op.value, owner))
-            if isinstance(op.type, SliceT) and isinstance(ty, ArrayT) and ty == ArrayT(
-                U8_T, op.type.length
-            ):
-                return self.slice_copy(op, node)
+            if isinstance(op.type, SliceT) and isinstance(ty, ArrayT) and (
+                    op.type.length == ty.length and op.type.element == ty.element):
+                return self.slice_value(op, ty, node)
             if op.type != ty:
                 raise SourceError(node, f"expected {ty}, found {_describe(op.type)}")
             return op
@@ -1522,31 +1641,38 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         self.start(orelse)
         self.scope.state = on_false
         b = self.branch_value(node.orelse, expected)
-        if isinstance(a.type, IntT) and isinstance(b.type, IntT):
-            ty = self.unify([a, b], node, "choose between")
-        elif a.type == b.type and isinstance(a.type, BoolT):
-            ty = BOOL_T
+        ty: Type
+        if isinstance(a.type, LiteralT) and isinstance(b.type, LiteralT) and _one_type_holds(
+                a.type.value, b.type.value):
+            # Two literals: like a literal, the value takes its type from its use.
+            ty = RangeT(min(a.type.value, b.type.value), max(a.type.value, b.type.value))
         else:
-            raise SourceError(node, f"both branches must be integers or bools, found {a.type} "
-                              f"and {b.type}")
+            a, b = self.materialise(a, node.body), self.materialise(b, node.orelse)
+            if isinstance(a.type, IntT) and isinstance(b.type, IntT):
+                ty = self.unify([a, b], node, "choose between")
+            elif a.type == b.type and isinstance(a.type, BoolT):
+                ty = BOOL_T
+            else:
+                raise SourceError(node, f"both branches must be integers or bools, found "
+                                  f"{a.type} and {b.type}")
         assert b.value is not None and a.value is not None
-        self.store(slot, ty, b.value)
+        self.store(slot, _slot_type(ty), b.value)
         self.jump(after)
         self.block = a_block
         self._cache = {}
         self.scope.state = on_true
-        self.store(slot, ty, a.value)
+        self.store(slot, _slot_type(ty), a.value)
         self.jump(after)
         self.start(after)
         self.scope.state = join(on_true, on_false)
-        return Operand(ty, self.load(slot, ty))
+        return Operand(ty, self.load(slot, _slot_type(ty)))
 
     def branch_value(self, node: ast.expr, expected: Type | None) -> Operand:
         """A branch of ``a if c else b``: literals take the expected integer type."""
         value = self.expr(node, expected=expected)
         if isinstance(value.type, LiteralT) and isinstance(expected, IntT):
             return self.coerce(value, expected.value, node)
-        return self.materialise(value, node)
+        return value
 
     def expr_NamedExpr(self, node: ast.NamedExpr) -> Operand:
         return self.assign_name(node.target, node.value, None)
@@ -1576,9 +1702,9 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         if not (isinstance(node, ast.Compare) and len(node.ops) == 1
                 and type(node.ops[0]) in _COMPARE):
             return None
-        left = self.expr(node.left)
-        right = self.expr(node.comparators[0])
-        if isinstance(left.type, SliceT | BytesT) or isinstance(right.type, SliceT | BytesT):
+        left = self.expr(node.left, flexible=True)
+        right = self.expr(node.comparators[0], flexible=True)
+        if _is_run(left.type) or _is_run(right.type):
             return self.slice_compare(node, left, right)
         a, b, signed = self.compare_operands(node, left, right)
         op = _COMPARE[type(node.ops[0])]
@@ -1594,7 +1720,7 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             assert left.value is not None and right.value is not None
             return left.value, right.value, False
         for side in (left, right):
-            if not isinstance(side.type, IntT | LiteralT):
+            if not isinstance(side.type, IntT | LiteralT | RangeT):
                 raise SourceError(node, f"cannot compare {_describe(left.type)} and "
                                   f"{_describe(right.type)}")
         if isinstance(left.type, LiteralT) and isinstance(right.type, LiteralT):
@@ -1638,14 +1764,14 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             return self.branch_none_test(node, then, orelse)
         if isinstance(node, ast.Compare) and len(node.ops) > 1:
             return self.branch_chain(node, then, orelse)
-        if _is_literal_membership(node):
+        if _is_literal_membership(node) or self.is_tuple_membership(node):
             return self.branch_on(self.expand_literal_membership(node), then, orelse)
         if isinstance(node, ast.Compare) and isinstance(node.ops[0], ast.In | ast.NotIn):
             value = self.membership(node)
         elif isinstance(node, ast.Compare) and type(node.ops[0]) in _COMPARE:
-            left = self.expr(node.left)
-            right = self.expr(node.comparators[0])
-            if isinstance(left.type, SliceT | BytesT) or isinstance(right.type, SliceT | BytesT):
+            left = self.expr(node.left, flexible=True)
+            right = self.expr(node.comparators[0], flexible=True)
+            if _is_run(left.type) or _is_run(right.type):
                 value = self.slice_compare(node, left, right)
             else:
                 a, b, signed = self.compare_operands(node, left, right)
@@ -1696,16 +1822,16 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         return (narrowed, state) if is_not else (state, narrowed)
 
     def branch_chain(self, node: ast.Compare, then: str, orelse: str) -> tuple[State, State]:
-        left = self.expr(node.left)
+        left = self.expr(node.left, flexible=True)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             if type(op) not in _COMPARE:
                 raise SourceError(node, "chained comparisons use <, <=, >, >=, ==, != only")
-            right = self.expr(comparator)
+            right = self.expr(comparator, flexible=True)
             if not isinstance(right.type, LiteralT) and right.value is not None and isinstance(
-                right.type, IntT
+                right.type, IntT | RangeT
             ):
                 slot = Place("frame", self.alloc(8))
-                self.store(slot, right.type, right.value)
+                self.store(slot, _slot_type(right.type), right.value)
                 kept = Operand(right.type, slot.offset, extra={"slot": slot})
             else:
                 kept = right
@@ -1718,7 +1844,7 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             if "slot" in kept.extra:
                 slot = kept.extra["slot"]
                 assert isinstance(slot, Place)
-                left = Operand(kept.type, self.load(slot, kept.type))
+                left = Operand(kept.type, self.load(slot, _slot_type(kept.type)))
             else:
                 left = kept
         state = self.scope.state
@@ -1732,7 +1858,12 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         if not _is_plain_read(left):
             raise SourceError(left, "the value tested with `in (...)` is read once per option",
                               "assign it to a local first")
-        options = node.comparators[0].elts  # type: ignore[attr-defined]
+        container = node.comparators[0]
+        if isinstance(container, ast.Name):  # a tuple constant: its items
+            options: list[ast.expr] = [ast.copy_location(ast.Constant(v), container)
+                                       for v in self.module.tuples[container.id].values]
+        else:
+            options = container.elts  # type: ignore[attr-defined]
         is_in = isinstance(node.ops[0], ast.In)
         if not options:
             return ast.copy_location(ast.Constant(not is_in), node)
@@ -1744,8 +1875,16 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             return tests[0]
         return ast.copy_location(ast.BoolOp(ast.Or() if is_in else ast.And(), tests), node)
 
+    def is_tuple_membership(self, node: ast.expr) -> bool:
+        """``x in NAME`` (or ``not in``) with ``NAME`` a tuple constant."""
+        return (isinstance(node, ast.Compare) and len(node.ops) == 1
+                and isinstance(node.ops[0], ast.In | ast.NotIn)
+                and isinstance(node.comparators[0], ast.Name)
+                and node.comparators[0].id in self.module.tuples
+                and node.comparators[0].id not in self.scope.local_names)
+
     def membership(self, node: ast.Compare) -> Operand:
-        if _is_literal_membership(node):
+        if _is_literal_membership(node) or self.is_tuple_membership(node):
             return self.condition_value(self.expand_literal_membership(node))
         container = self.expr(node.comparators[0])
         if not isinstance(container.type, MapT):
@@ -1849,7 +1988,7 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         if not mt.is_keyed:
             raise SourceError(node.func, f"{mt.kind} {mt.name} has no methods",
                               "a StackTrace is filled by ctx.get_stackid(), a DevMap read by "
-                              "redirect_map()")
+                              "redirect_map(), a ProgramArray jumped through by tail_call()")
         if method == "get":
             _expect_args(node, 1, f"{mt.name}.get(key)")
             assert mt.value is not None
@@ -1989,86 +2128,6 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
         raise SourceError(node.func, f"the packet has no method {method!r}",
                           "use read, write, len(ctx.packet), ctx.packet[i] or slices")
 
-    def packet_slice(self, node: ast.Subscript) -> Operand:
-        piece = node.slice
-        assert isinstance(piece, ast.Slice)
-        if piece.step is not None:
-            raise SourceError(piece, "packet slices take no step")
-        lower = piece.lower if piece.lower is not None else ast.Constant(0)
-        if piece.upper is None:
-            raise SourceError(node, "a packet slice needs an end: ctx.packet[a:b]")
-        length = self.constant_distance(lower, piece.upper)
-        if length is None:
-            start = self.expr(lower)
-            end = self.expr(piece.upper)
-            if isinstance(start.value, int) and isinstance(end.value, int):
-                length = end.value - start.value
-            else:
-                raise SourceError(node, "the length of a packet slice must be a constant",
-                                  "write ctx.packet[off:off + 4] or ctx.packet[off:off + "
-                                  "len(NAME)]")
-        if length <= 0:
-            raise SourceError(node, "a packet slice must have a positive length")
-        offset = self.index_value(self.expr(lower), lower)
-        return Operand(SliceT(length), extra={"offset": offset, "node": node})
-
-    def constant_distance(self, lower: ast.expr, upper: ast.expr) -> int | None:
-        """``n`` when ``upper`` is written ``lower + n`` (or ``n + lower``) with ``n``
-        a constant expression (``4``, ``HEADER``, ``len(SIGNATURE)``)."""
-        if not (isinstance(upper, ast.BinOp) and isinstance(upper.op, ast.Add)):
-            return None
-        same = ast.dump(lower)
-        for base, distance in ((upper.left, upper.right), (upper.right, upper.left)):
-            if ast.dump(base) == same:
-                # A distance that is not constant makes the slice an error anyway.
-                value = self.expr(distance).value
-                if isinstance(value, int):
-                    return value
-        return None
-
-    def slice_compare(self, node: ast.Compare, left: Operand, right: Operand) -> Operand:
-        op = _COMPARE[type(node.ops[0])]
-        if op not in ("eq", "ne"):
-            raise SourceError(node, "packet slices compare with == and != only")
-        pieces = sorted([left, right], key=lambda o: isinstance(o.type, BytesT))
-        data, const = pieces
-        if not isinstance(data.type, SliceT) or not isinstance(const.type, BytesT):
-            raise SourceError(node, "compare a packet slice with a byte string: "
-                              'ctx.packet[0:4] == b"GET "')
-        expected = const.type.value
-        if len(expected) != data.type.length:
-            raise SourceError(node, f"the slice has {data.type.length} bytes but the string "
-                              f"has {len(expected)}", "the comparison would always be False")
-        offset = data.extra["offset"]
-        ptr = self.packet_pointer(offset, data.type.length, node)  # type: ignore[arg-type]
-        diff: Value = 0
-        position = 0
-        for width, scalar in ((8, U64), (4, U32), (2, U16), (1, U8)):
-            while data.type.length - position >= width:
-                chunk = int.from_bytes(expected[position:position + width], "little")
-                loaded, x = self.temp(), self.temp()
-                self.emit(Load(loaded, ptr, position, scalar))
-                self.emit(BinOp(x, "xor", loaded, chunk, U64))
-                if diff == 0:
-                    diff = x
-                else:
-                    acc = self.temp()
-                    self.emit(BinOp(acc, "or", diff, x, U64))
-                    diff = acc
-                position += width
-        t = self.temp()
-        self.emit(Compare(t, "eq" if op == "eq" else "ne", diff, 0, False))
-        return Operand(BOOL_T, t)
-
-    def slice_copy(self, op: Operand, node: ast.AST) -> Operand:
-        assert isinstance(op.type, SliceT)
-        size = op.type.length
-        ptr = self.packet_pointer(op.extra["offset"], size, node)  # type: ignore[arg-type]
-        slot = Place("frame", self.alloc(size))
-        fp, off = self.base(slot)
-        self.emit(MemCopy(fp, off, ptr, 0, size))
-        return Operand(ArrayT(U8_T, size), place=slot, fresh=True)
-
     # -- calls --------------------------------------------------------------------------------
 
     def expr_Call(self, node: ast.Call, expected: Type | None, statement: bool) -> Operand:
@@ -2106,9 +2165,12 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             if isinstance(target.type, ArrayT):
                 return Operand(LiteralT(target.type.length), target.type.length)
             if isinstance(target.type, SliceT):
-                return Operand(LiteralT(target.type.length), target.type.length)
+                return self.run_length(target)
             if isinstance(target.type, BytesT):
                 size = len(target.type.value)
+                return Operand(LiteralT(size), size)
+            if isinstance(target.type, TupleT):
+                size = len(target.type.values)
                 return Operand(LiteralT(size), size)
             raise SourceError(node.args[0], f"len() of a {_describe(target.type)} is not "
                               "supported")
@@ -2117,6 +2179,9 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
             return self.condition_value(node.args[0])
         if name == "range":
             raise SourceError(node, "range() is only allowed as the iterable of a for loop")
+        if name == "ord":
+            code = ord_constant(node)
+            return Operand(LiteralT(code), code)
         if name == "int":
             raise SourceError(node, "int has no fixed width",
                               "convert with u8, u16, u32, u64, i8, i16, i32 or i64")
@@ -2135,7 +2200,11 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin):
                 return self.condition_value(node.args[0])
             assert isinstance(target, IntT)
             target = target.value
-            value = self.expr(node.args[0], expected=target)
+            value = self.expr(node.args[0], expected=target, flexible=True)
+            if isinstance(value.type, RangeT):
+                if value.type.fits(target):
+                    return Operand(target, value.value)
+                value = Operand(_range_default(value.type), value.value)
             if isinstance(value.type, LiteralT):
                 if not target.fits(value.type.value):
                     raise SourceError(node.args[0], f"{value.type.value} does not fit in "
@@ -2382,6 +2451,45 @@ def _assign(dst: Temp, src: Value) -> Instr:
     from pykex.ir.nodes import Assign
 
     return Assign(dst, src)
+
+
+def _range_default(ty: RangeT) -> IntT:
+    """The type a :class:`RangeT` value takes when nothing asks for another: as a
+    literal's, i64 unless only u64 holds it."""
+    return names.DEFAULT_INT if ty.fits(names.DEFAULT_INT) else U64_T
+
+
+def _one_type_holds(a: int, b: int) -> bool:
+    """Whether one 64-bit integer type holds both ``a`` and ``b``."""
+    low, high = min(a, b), max(a, b)
+    return low >= -(1 << 63) and high < 1 << 64 and not (low < 0 and high >= 1 << 63)
+
+
+def _slot_type(ty: Type) -> Type:
+    """The type a value is stored with in a frame slot."""
+    return _range_memory(ty) if isinstance(ty, RangeT) else ty
+
+
+def _twos_complement(side: Operand, other: Operand) -> Operand:
+    """In ``&``, ``|`` and ``^``, a negative literal beside an unsigned value stands
+    for its two's complement at that value's width (``x & ~3``): what Python's
+    unbounded bitwise operators give for a non-negative ``x``, wrapped."""
+    if (isinstance(side.type, LiteralT) and side.type.value < 0
+            and isinstance(other.type, IntT) and not other.type.signed):
+        value = side.type.value & other.type.scalar.mask
+        return Operand(LiteralT(value), value, node=side.node)
+    return side
+
+
+def _is_run(ty: Type) -> bool:
+    """Whether values of ``ty`` compare as runs of bytes or elements."""
+    return isinstance(ty, SliceT | BytesT | ArrayT) or (
+        isinstance(ty, RefT) and isinstance(ty.target, ArrayT))
+
+
+def _range_memory(ty: RangeT) -> IntT:
+    """How a :class:`RangeT` value is kept in an 8-byte slot."""
+    return IntT(I64) if ty.lo < 0 else U64_T
 
 
 def _memory_int(ty: Type) -> IntT:

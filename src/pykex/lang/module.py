@@ -34,6 +34,7 @@ from pykex.lang.types import (
     MapT,
     NoneT,
     StructT,
+    TupleT,
     Type,
 )
 
@@ -114,6 +115,7 @@ class Module:
     globals: dict[str, GlobalVar] = field(default_factory=dict)
     functions: dict[str, FunctionDecl] = field(default_factory=dict)
     byte_strings: dict[str, bytes] = field(default_factory=dict)
+    tuples: dict[str, TupleT] = field(default_factory=dict)
     # Names whose declaration was reported (a function with a bad signature, an
     # unknown import): their uses are not reported again.
     reported: set[str] = field(default_factory=set)
@@ -151,6 +153,7 @@ class Module:
             or name in self.globals
             or name in self.functions
             or name in self.byte_strings
+            or name in self.tuples
             or name in self.reported
         )
 
@@ -197,6 +200,15 @@ def fold(module: Module, node: ast.expr) -> Constant:
     if isinstance(node, ast.Call | ast.Subscript) and (
             folded := _fold_byte_string(module, node)) is not None:
         return folded
+    if isinstance(node, ast.Call | ast.Subscript) and (
+            folded := _fold_tuple(module, node)) is not None:
+        return folded
+    if isinstance(node, ast.Name) and node.id in module.tuples:
+        raise SourceError(node, f"{node.id} is a tuple, not an integer",
+                          f"len({node.id}) and {node.id}[i] are integers")
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "ord":
+        code = ord_constant(node)
+        return Constant(code, LiteralT(code))
     prelude = module.prelude_name(node)
     if prelude in names.CONSTANTS:
         value = names.CONSTANTS[prelude]
@@ -258,6 +270,79 @@ def _fold_byte_string(module: Module, node: ast.Call | ast.Subscript) -> Constan
         raise SourceError(node.slice, f"index {index} is out of range for a byte string of "
                           f"{len(data)} bytes")
     return Constant(data[index], U8_T)
+
+
+def _fold_tuple(module: Module, node: ast.Call | ast.Subscript) -> Constant | None:
+    """``len(NAME)`` or ``NAME[i]`` (i constant) of a tuple constant ``NAME``; None
+    when ``node`` is neither."""
+    if isinstance(node, ast.Call):
+        if not (isinstance(node.func, ast.Name) and node.func.id == "len"
+                and len(node.args) == 1 and not node.keywords):
+            return None
+        table = _tuple(module, node.args[0])
+        return None if table is None else Constant(len(table.values),
+                                                   LiteralT(len(table.values)))
+    table = _tuple(module, node.value)
+    if table is None:
+        return None
+    return tuple_item(table, fold_int(module, node.slice), node.slice)
+
+
+def _tuple(module: Module, node: ast.expr) -> TupleT | None:
+    return module.tuples.get(node.id) if isinstance(node, ast.Name) else None
+
+
+def tuple_item(table: TupleT, index: int, node: ast.AST) -> Constant:
+    """Item ``index`` of a tuple constant (negative counts from the end, as in Python)."""
+    count = len(table.values)
+    if not -count <= index < count:
+        raise SourceError(node, f"index {index} is out of range for tuple {table.name} of "
+                          f"{count} items")
+    value = table.values[index]
+    return Constant(value, table.element or LiteralT(value))
+
+
+def ord_constant(node: ast.Call) -> int:
+    """``ord("A")`` (or ``ord(b"A")``): the code of a one-character literal."""
+    if len(node.args) != 1 or node.keywords:
+        raise SourceError(node, "expected ord(c) with one character")
+    arg = node.args[0]
+    if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str | bytes)
+            and len(arg.value) == 1):
+        raise SourceError(arg, "ord() takes a one-character string or bytes literal",
+                          'e.g. ord("A") == 65')
+    return arg.value[0] if isinstance(arg.value, bytes) else ord(arg.value)
+
+
+def _tuple_constant(module: Module, name: str, node: ast.Tuple) -> TupleT:
+    """A module-level tuple of integer constants: its items, and their common type
+    when some are typed (``u16(80)``); plain integers keep no type."""
+    if not node.elts:
+        raise SourceError(node, "a tuple constant needs at least one item")
+    items = []
+    for element in node.elts:
+        if isinstance(element, ast.Starred):
+            raise SourceError(element, "unpacking with * is not supported")
+        items.append((element, fold(module, element)))
+    typed = {c.type for _, c in items if not isinstance(c.type, LiteralT)}
+    if any(isinstance(t, BoolT) for t in typed):
+        raise SourceError(node, "tuple constants hold integers only")
+    if len(typed) > 1:
+        shown = " and ".join(sorted(map(str, typed)))
+        raise SourceError(node, f"tuple {name} mixes items of types {shown}",
+                          "give every item one type, or none")
+    element = next(iter(typed), None)
+    for item, constant in items:
+        if isinstance(element, IntT) and not element.fits(constant.value):
+            raise SourceError(item, f"{constant.value} does not fit in {element}, the type "
+                              f"of the other items of {name}")
+        if not -(1 << 63) <= constant.value < 1 << 64:
+            raise SourceError(item, f"{constant.value} does not fit in 64 bits")
+    values = tuple(c.value for _, c in items)
+    if min(values) < 0 and max(values) >= 1 << 63:
+        raise SourceError(node, f"the items of {name} do not fit one 64-bit type",
+                          "keep them all within i64 or all within u64")
+    return TupleT(name, values, element)
 
 
 def _byte_string(module: Module, node: ast.expr) -> bytes | None:
@@ -644,6 +729,9 @@ def _assign(module: Module, node: ast.Assign) -> None:
     if isinstance(value, ast.Constant) and isinstance(value.value, bytes):
         module.byte_strings[name] = value.value
         return
+    if isinstance(value, ast.Tuple):
+        module.tuples[name] = _tuple_constant(module, name, value)
+        return
     module.constants[name] = fold(module, value)
 
 
@@ -704,7 +792,7 @@ def _map(module: Module, name: str, call: ast.Call) -> None:
             raise SourceError(call, f"max_entries must be at least 1, got {count}")
         if kind == "STACK_TRACE":
             key, value = U32_T, ArrayT(U64_T, STACK_DEPTH)
-        elif kind == "DEVMAP":
+        elif kind in ("DEVMAP", "PROG_ARRAY"):
             key, value = U32_T, U32_T
         elif arity == 2:
             key = resolve_type(module, params[0])

@@ -32,6 +32,7 @@ MAP_KINDS: dict[str, tuple[str, int]] = {
     "PerfEventArray": ("PERF_EVENT_ARRAY", 0),
     "StackTrace": ("STACK_TRACE", 0),
     "DevMap": ("DEVMAP", 0),
+    "ProgramArray": ("PROG_ARRAY", 0),
 }
 
 # decorator -> program kind (uprobes and kretprobes are kprobe programs that

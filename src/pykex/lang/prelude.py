@@ -182,6 +182,25 @@ class DevMap(_IndexedMap[V]):
     ``redirect_map(devices, i)`` sends packets to."""
 
 
+class ProgramArray:
+    """``ProgramArray(max_entries=N)``: BPF_MAP_TYPE_PROG_ARRAY, programs of the
+    extension that ``tail_call(ctx, programs, i)`` jumps to. User space fills
+    it (``ext.progs[0] = ext.parse_tcp``); code only jumps through it."""
+
+    def __init__(self, *, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+
+
+def tail_call(ctx: Any, programs: ProgramArray, index: int) -> None:
+    """Jump to the program in slot ``index`` of ``programs`` (``bpf_tail_call``): it
+    runs on the same context and its verdict is the caller's; nothing after the
+    call runs. When the slot is empty (or the kernel's limit of 33 chained tail
+    calls is reached) the call does nothing and execution continues after it."""
+    raise TypeError("tail_call() jumps between programs in the kernel: compiled code only")
+
+
 class RingBuffer:
     """``RingBuffer(size=N)``: records sent to userspace; ``size`` a power-of-two
     multiple of the page size. ``output(value)`` sends one record;
@@ -611,6 +630,7 @@ __all__ = [
     "PerfEventArray",
     "PerfEventContext",
     "ProbeContext",
+    "ProgramArray",
     "RawTracepointContext",
     "RingBuffer",
     "SkbContext",
@@ -657,6 +677,7 @@ __all__ = [
     "skb_store_bytes",
     "smp_processor_id",
     "socket_filter",
+    "tail_call",
     "tc",
     "tracepoint",
     "u8",

@@ -103,6 +103,23 @@ class LiteralT(Type):
         return "int literal"
 
 
+@dataclass(frozen=True)
+class RangeT(Type):
+    """An integer computed at run time that is known to lie in ``lo..hi``: the
+    counter of a ``for`` over a range with constant bounds, an item of a tuple
+    constant read at a run-time index. Like a literal, it has no type until
+    its use gives it one (any integer type that holds ``lo..hi``)."""
+
+    lo: int
+    hi: int
+
+    def fits(self, ty: IntT) -> bool:
+        return ty.fits(self.lo) and ty.fits(self.hi)
+
+    def __str__(self) -> str:
+        return f"integer in {self.lo}..{self.hi}"
+
+
 @dataclass(frozen=True, eq=False)
 class StructT(Type):
     layout: layout.StructType
@@ -251,7 +268,8 @@ class MapT(Type):
     def is_keyed(self) -> bool:
         """Whether code may look values up (rings, perf arrays and stack maps are
         reached only through their own methods)."""
-        return self.kind not in ("RingBuffer", "PerfEventArray", "StackTrace", "DevMap")
+        return self.kind not in ("RingBuffer", "PerfEventArray", "StackTrace", "DevMap",
+                                 "ProgramArray")
 
     def __str__(self) -> str:
         return f"map {self.name} ({self.kind})"
@@ -317,12 +335,32 @@ class BytesT(Type):
 
 @dataclass(frozen=True)
 class SliceT(Type):
-    """``ctx.packet[a:b]``: a run of packet bytes, compared or copied whole."""
+    """A slice (``ctx.packet[a:b]``, ``array[i:j]``): a run of elements compared or
+    copied whole. ``length`` is None when only the run time knows it."""
 
-    length: int
+    length: int | None
+    element: Type = field(default_factory=lambda: U8_T)
+    source: str = "packet"  # "packet" or "array"
 
     def __str__(self) -> str:
-        return f"packet slice of {self.length} bytes"
+        count = "" if self.length is None else f"{self.length} "
+        if self.source == "packet":
+            return f"packet slice of {count}bytes"
+        return f"slice of {count}{self.element} elements"
+
+
+@dataclass(frozen=True)
+class TupleT(Type):
+    """A module-level tuple constant (``WEIGHTS = (1, 1, 2)``). ``element`` is the
+    type of a typed tuple (``(u16(80), u16(443))``); None when its items are plain
+    integers, which take their type from their use."""
+
+    name: str
+    values: tuple[int, ...]
+    element: Type | None = None
+
+    def __str__(self) -> str:
+        return f"tuple {self.name}"
 
 
 U8_T, U16_T, U32_T, U64_T = IntT(U8), IntT(U16), IntT(U32), IntT(U64)
@@ -378,7 +416,7 @@ def from_layout(lt: layout.LayoutType) -> Type:
 
 
 def is_int(t: Type) -> bool:
-    return isinstance(t, IntT | LiteralT)
+    return isinstance(t, IntT | LiteralT | RangeT)
 
 
 def size_of(t: Type) -> int:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from pykex.bpf.codegen import ERROR_RECORD, ERRORS_MAP, CompiledModule, ExceptionSite
+from pykex.lang.diagnostics import Reporter
+from pykex.lang.module import GlobalVar, Module, analyse
 from pykex.lang.resources import DISABLED_MAP
 
 from .errors import ExceptionReport, raise_for
+
+if TYPE_CHECKING:
+    from pykex.compiler import Compilation
 
 # Records the error channel holds before it loses reports: each takes an
 # 8-byte header plus the record, rounded up to 8 bytes.
@@ -146,3 +153,52 @@ class NamedParts:
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *self.programs, *self.maps})
+
+
+class ExtensionParts(NamedParts):
+    """What a kernel and a host extension answer alike from their compilation."""
+
+    compilation: Compilation
+    compiled: CompiledModule
+
+    @cached_property
+    def _variables(self) -> dict[str, GlobalVar]:
+        return global_variables(self.compilation)
+
+    def variable(self, name: str) -> bytes:
+        """The current bytes of module global ``name`` (decode them with its type)."""
+        return variable_bytes(self._variables, self.maps, name, self.compiled.file)
+
+    @property
+    def sites(self) -> list[ExceptionSite]:
+        """The module's exception sites (:class:`~pykex.bpf.codegen.ExceptionSite`)."""
+        return list(self.compiled.sites)
+
+
+def global_variables(compilation: Compilation) -> dict[str, GlobalVar]:
+    """The module's globals (name -> section and offset) as the front end lays
+    them out; none when the source does not parse (IR built elsewhere)."""
+    try:
+        tree = ast.parse(compilation.source, compilation.path)
+    except SyntaxError:
+        return {}
+    # Globals depend on imports, constants and Structs only; leaving the
+    # functions out spares reading tracepoint formats again.
+    tree.body = [node for node in tree.body if not isinstance(node, ast.FunctionDef)]
+    module = Module(compilation.path, compilation.source, tree,
+                    Reporter(compilation.path, compilation.source))
+    analyse(module, None)
+    return module.globals
+
+
+def variable_bytes(
+    variables: dict[str, GlobalVar], maps: dict[str, Any], name: str, file: str
+) -> bytes:
+    """The bytes global ``name`` holds now, read from its section's map in ``maps``."""
+    try:
+        var = variables[name]
+    except KeyError:
+        known = ", ".join(sorted(variables)) or "none"
+        raise KeyError(f"{file} has no global variable {name!r} (its globals: {known})") from None
+    value = bytes(maps[var.section][0])
+    return value[var.offset : var.offset + len(var.initial)]

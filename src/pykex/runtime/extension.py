@@ -31,12 +31,10 @@ every link it made and releases every map and program.
 
 from __future__ import annotations
 
-import ast
 import os
 import socket
 from collections import deque
 from collections.abc import Iterator
-from functools import cached_property
 from typing import Any, Literal
 
 from pykex.bpf.codegen import (
@@ -44,7 +42,6 @@ from pykex.bpf.codegen import (
     ERRORS_MAP,
     EXC_COUNT_MAP,
     CompiledProgram,
-    ExceptionSite,
     LoadedModule,
 )
 from pykex.bpf.codegen import load as load_module
@@ -56,12 +53,10 @@ from pykex.kernel.maps import Map, PerCpuArrayMap
 from pykex.kernel.perfbuf import PerfBuffer
 from pykex.kernel.ringbuf import RingBuffer
 from pykex.kernel.uapi import AttachType
-from pykex.lang.diagnostics import Reporter
-from pykex.lang.module import GlobalVar, Module, analyse
 from pykex.lang.resources import DROPS_MAP
 from pykex.layout import u32, u64
 
-from .base import ExceptionCounts, NamedParts, RunResult, check_test_input, clear_crash_flag
+from .base import ExceptionCounts, ExtensionParts, RunResult, check_test_input, clear_crash_flag
 from .errors import ExceptionReport, ReportDecoder
 from .hostmaps import record_decoder
 
@@ -80,35 +75,6 @@ def load(path: Loadable, *, source: str | None = None, opt_level: int = 1) -> Ex
     """Compile the extension at ``path`` and load it into the kernel. ``path``
     may also be a ready :class:`Compilation` or IR built elsewhere."""
     return Extension(compilation_of(path, source, opt_level))
-
-
-def global_variables(compilation: Compilation) -> dict[str, GlobalVar]:
-    """The module's globals (name -> section and offset) as the front end lays
-    them out; none when the source does not parse (IR built elsewhere)."""
-    try:
-        tree = ast.parse(compilation.source, compilation.path)
-    except SyntaxError:
-        return {}
-    # Globals depend on imports, constants and Structs only; leaving the
-    # functions out spares reading tracepoint formats again.
-    tree.body = [node for node in tree.body if not isinstance(node, ast.FunctionDef)]
-    module = Module(compilation.path, compilation.source, tree,
-                    Reporter(compilation.path, compilation.source))
-    analyse(module, None)
-    return module.globals
-
-
-def variable_bytes(
-    variables: dict[str, GlobalVar], maps: dict[str, Any], name: str, file: str
-) -> bytes:
-    """The bytes global ``name`` holds now, read from its section's map in ``maps``."""
-    try:
-        var = variables[name]
-    except KeyError:
-        known = ", ".join(sorted(variables)) or "none"
-        raise KeyError(f"{file} has no global variable {name!r} (its globals: {known})") from None
-    value = bytes(maps[var.section][0])
-    return value[var.offset : var.offset + len(var.initial)]
 
 
 class EventView:
@@ -206,7 +172,7 @@ class LoadedProgram:
                 result = self.program.test_run(repeat=0, ctx=bytes(ctx or b""), ctx_out_size=0)
         else:
             result = self.program.test_run(data, repeat=repeat, ctx=bytes(ctx or b""))
-        raised = self.extension._collect_reports(program=self.name)
+        raised = self.extension._collect_reports(programs=self._reachable)
         return RunResult(
             retval=result.retval,
             packet=result.data_out,
@@ -214,6 +180,15 @@ class LoadedProgram:
             duration_ns=result.duration_ns,
             ctx=result.ctx_out or bytes(ctx or b""),
         )
+
+    @property
+    def _reachable(self) -> frozenset[str]:
+        """The programs a run of this one may end in: itself, and those of its kind
+        when the module has a program array to tail-call through."""
+        module = self.extension.compiled
+        if not any(m.kind == "PROG_ARRAY" for m in self.extension.compilation.optimized_ir.maps):
+            return frozenset({self.name})
+        return frozenset(p.name for p in module.programs if p.kind == self.compiled.kind)
 
     # -- attaching ----------------------------------------------------------------
 
@@ -348,7 +323,7 @@ _ATTACHERS = {
 }
 
 
-class Extension(NamedParts):
+class Extension(ExtensionParts):
     """A compiled extension whose maps and programs are live in the kernel.
 
     ``programs`` maps names to :class:`LoadedProgram`, ``maps`` names to typed
@@ -404,22 +379,7 @@ class Extension(NamedParts):
             )
         )
 
-    # -- globals ----------------------------------------------------------------------
-
-    @cached_property
-    def _variables(self) -> dict[str, GlobalVar]:
-        return global_variables(self.compilation)
-
-    def variable(self, name: str) -> bytes:
-        """The current bytes of module global ``name`` (decode them with its type)."""
-        return variable_bytes(self._variables, self.maps, name, self.compiled.file)
-
     # -- the error channel ----------------------------------------------------------
-
-    @property
-    def sites(self) -> list[ExceptionSite]:
-        """The module's exception sites (:class:`~pykex.bpf.codegen.ExceptionSite`)."""
-        return list(self.compiled.sites)
 
     def exceptions(self) -> ExceptionCounts:
         """How often each site and each program raised (summed over CPUs)."""
@@ -446,13 +406,13 @@ class Extension(NamedParts):
         for record in self._ring.records(timeout):
             yield self._decoder.decode_bytes(record)
 
-    def _collect_reports(self, program: str | None = None) -> list[ExceptionReport]:
-        """Drain the error channel. Reports of ``program`` are returned; the
+    def _collect_reports(self, programs: frozenset[str] = frozenset()) -> list[ExceptionReport]:
+        """Drain the error channel. Reports of ``programs`` are returned; the
         others wait in the queue :meth:`errors` reads first."""
         taken = []
         for record in self._ring.drain():
             report = self._decoder.decode_bytes(record)
-            if program is not None and report.program == program:
+            if report.program in programs:
                 taken.append(report)
             else:
                 self._pending.append(report)

@@ -37,7 +37,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from functools import cached_property
 from typing import Any
 
 from pykex.bpf.codegen import CompiledModule, ExceptionSite
@@ -54,19 +53,18 @@ from pykex.ir.interp import (
 )
 from pykex.ir.nodes import ProgramIR
 from pykex.kernel.maps import possible_cpus
-from pykex.lang.module import GlobalVar
 from pykex.lang.resources import DROPS_MAP
 
 from .base import (
     ExceptionCounts,
-    NamedParts,
+    ExtensionParts,
     RunResult,
     check_test_input,
     clear_crash_flag,
     error_channel_capacity,
 )
 from .errors import ExceptionReport, SourceLines, report_for_site
-from .extension import Loadable, compilation_of, global_variables, variable_bytes
+from .extension import Loadable, compilation_of
 from .hostmaps import HostEventView, HostMapView
 
 
@@ -155,6 +153,11 @@ class HostProgram:
     def kind(self) -> str:
         return self.ir.kind
 
+    @property
+    def id(self) -> int:
+        """What a program array holds for this program (``ext.progs[0] = ext.parse``)."""
+        return self.extension.interpreter.program_id(self.name)
+
     def __repr__(self) -> str:
         return f"<HostProgram {self.name} ({self.kind})>"
 
@@ -193,7 +196,7 @@ class HostProgram:
         clear_crash_flag(self.extension.maps, self.name)
 
 
-class HostExtension(NamedParts):
+class HostExtension(ExtensionParts):
     """A compiled extension whose programs run in :class:`~pykex.ir.interp.Interpreter`.
 
     ``programs`` and ``maps`` (also attributes) mirror :class:`Extension`'s:
@@ -268,9 +271,10 @@ class HostExtension(NamedParts):
         """The report the kernel would decode for ``raised``: its site, and the
         values as the 64-bit record words carry them."""
         args = tuple(value & MASK64 for value in raised.args)
-        site_id = self._site_ids.get(
-            (program.name, raised.kind, raised.message, tuple(raised.locs))
-        )
+        # The outermost location names the program that raised: after a tail call,
+        # not the one the run started in.
+        origin = raised.locs[-1].function if raised.locs else program.name
+        site_id = self._site_ids.get((origin, raised.kind, raised.message, tuple(raised.locs)))
         if site_id is None:
             # Not in the table (the backend numbers every Raise, so a pykex bug).
             site = ExceptionSite(-1, program.name, raised.kind, raised.message, raised.locs)
@@ -284,18 +288,6 @@ class HostExtension(NamedParts):
         return reports[: self._capacity]
 
     # -- the same questions as a kernel extension ------------------------------------
-
-    @cached_property
-    def _variables(self) -> dict[str, GlobalVar]:
-        return global_variables(self.compilation)
-
-    def variable(self, name: str) -> bytes:
-        """The current bytes of module global ``name`` (decode them with its type)."""
-        return variable_bytes(self._variables, self.maps, name, self.compiled.file)
-
-    @property
-    def sites(self) -> list[ExceptionSite]:
-        return list(self.compiled.sites)
 
     def exceptions(self) -> ExceptionCounts:
         return ExceptionCounts.from_sites(self.compiled, self._counts)

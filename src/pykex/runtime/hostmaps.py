@@ -162,6 +162,8 @@ class HostMapView:
 
     def _values(self, value: Any) -> list[bytes]:
         label = f"value for {self._label}"
+        if self.kind == "PROG_ARRAY":  # a program, stored as its id (see HostProgram.id)
+            value = getattr(value, "id", value)
         if not self.per_cpu:
             return [self._encode(self.value_type, value, label)]
         if isinstance(value, list) and not (
