@@ -195,7 +195,7 @@ def test_demo_counts_the_packets_it_sends_and_leaves_nothing_behind() -> None:
     assert note is not None
     assert re.search(rf"^\s+\d+\s+cat\s+\d+\s+0 {re.escape(note[1])}$", out, re.MULTILINE)
     assert "nothing is left behind" in out
-    assert demo_leftovers() == before
+    assert demo_leftovers() <= before  # nothing new left behind
     assert elapsed < 30
 
 
@@ -222,7 +222,7 @@ def test_demo_cleans_up_after_ctrl_c() -> None:
     assert demo.returncode == 130, err
     assert err.strip().splitlines() == ["pykex: interrupted"]
     assert "removed the veth pair and the namespace" in out
-    assert demo_leftovers() == before
+    assert demo_leftovers() <= before  # nothing new left behind
 
 
 def test_bad_demo_arguments_are_rejected_by_the_parser() -> None:
@@ -249,4 +249,4 @@ def test_demo_failing_midway_reports_one_line_and_cleans_up(
     assert captured.err.startswith("pykex: error: BPF_LINK_CREATE: Device or resource busy (")
     assert captured.err.count("\n") == 1
     assert "removed the veth pair and the namespace" in captured.out
-    assert demo_leftovers() == before
+    assert demo_leftovers() <= before  # nothing new left behind
