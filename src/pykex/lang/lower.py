@@ -1450,7 +1450,8 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin, SlicesMixin):
                 raise SourceError(node, f"cannot {verb} bool values",
                                   "convert it first, e.g. u8(flag)")
             if not isinstance(side.type, IntT | LiteralT | RangeT):
-                raise SourceError(node, f"cannot {verb} {left.type} and {right.type}")
+                raise SourceError(node, f"cannot {verb} {left.type} and {right.type}",
+                                  _optional_hint(side.type))
         if isinstance(left.type, LiteralT) and isinstance(right.type, LiteralT):
             return self.fold(node, left.type.value, right.type.value)
         shift = isinstance(op, ast.LShift | ast.RShift)
@@ -1722,7 +1723,7 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin, SlicesMixin):
         for side in (left, right):
             if not isinstance(side.type, IntT | LiteralT | RangeT):
                 raise SourceError(node, f"cannot compare {_describe(left.type)} and "
-                                  f"{_describe(right.type)}")
+                                  f"{_describe(right.type)}", _optional_hint(side.type))
         if isinstance(left.type, LiteralT) and isinstance(right.type, LiteralT):
             return left.type.value, right.type.value, True
         ty = self.unify([left, right], node, "compare")
@@ -1990,6 +1991,12 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin, SlicesMixin):
                               "a StackTrace is filled by ctx.get_stackid(), a DevMap read by "
                               "redirect_map(), a ProgramArray jumped through by tail_call()")
         if method == "get":
+            if len(node.args) == 2 and not node.keywords:
+                raise SourceError(
+                    node, f"{mt.name}.get(key) takes no default: it returns a reference to "
+                    "the value, or None",
+                    f"test it (`if (v := {mt.name}.get(k)) is not None:`), or insert the "
+                    f"default with {mt.name}.setdefault(k, 0)")
             _expect_args(node, 1, f"{mt.name}.get(key)")
             assert mt.value is not None
             return Operand(RefT(mt.value, mt.name, optional=True),
@@ -2509,6 +2516,14 @@ def _size(ty: Type) -> int:
     if isinstance(ty, IntT | BoolT | StructT | ArrayT):
         return ty.size
     raise TypeError(f"{ty} has no size")
+
+
+def _optional_hint(ty: Type) -> str | None:
+    """For an optional map reference used as a value: how to test it first."""
+    if isinstance(ty, RefT) and ty.optional:
+        return ("m.get(k) may be None: test it first, e.g. "
+                "`if (v := m.get(k)) is not None:`, or use m[k] or m.setdefault(k, 0)")
+    return None
 
 
 def _describe(ty: Type) -> str:

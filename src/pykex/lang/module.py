@@ -417,7 +417,9 @@ def resolve_type(module: Module, node: ast.expr | None, *, allow_context: bool =
         if base == "Optional" or (isinstance(node.value, ast.Name) and node.value.id == "Optional"):
             raise SourceError(node, "optional values exist only as map lookups",
                               "use m.get(k) and test it with `is not None`")
-    raise SourceError(node, f"'{ast.unparse(node)}' is not a type pykex knows")
+    name = ast.unparse(node)
+    hint = f"import it: from pykex import {name}" if name in _PRELUDE_EXPORTS else None
+    raise SourceError(node, f"'{name}' is not a type pykex knows", hint)
 
 
 # -- the declarations ---------------------------------------------------------------------

@@ -380,6 +380,9 @@ class Runner:
 
     def attach(self) -> None:
         assert self.ext is not None
+        if not self.ext.programs:
+            raise RunError(f"{self.tool.path} declares no program to run "
+                           "(a function decorated with @xdp, @tracepoint, ...)")
         for program in self.ext.programs.values():
             overrides = self._attach_options(program)
             attach = program.attach
