@@ -1981,6 +1981,10 @@ class FunctionLowering(ResourcesMixin, KernelCallsMixin, SlicesMixin):
 
     def map_method(self, mt: MapT, node: ast.Call, method: str) -> Operand:
         if mt.kind in ("RingBuffer", "PerfEventArray"):
+            if method == "reserve" and mt.kind == "RingBuffer":
+                raise SourceError(node, f"{mt.name}.reserve() is used only as a with statement",
+                                  f"`with {mt.name}.reserve(T) as r:` submits the record at "
+                                  "the end of the block and discards it on an exception")
             if method != "output":
                 hint = ("use rb.output(value), or `with rb.reserve(T) as r:`"
                         if mt.kind == "RingBuffer" else "use events.output(value)")
