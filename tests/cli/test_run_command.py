@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -43,7 +44,8 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 1, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("pykex: error: ")
+    # A checker error keeps its own "file:line:col: error:" form.
+    assert re.match(r"pykex: (error: |\S+:\d+:\d+: error: )", lines[0]), lines[0]
     assert "Traceback" not in result.stderr
     return lines[0]
 

@@ -30,5 +30,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         return run_tool(args.tool, args.tool_args, defaults=given)
     except RunError as error:
-        print(f"pykex: error: {error}", file=sys.stderr)
+        prefix = "pykex: " if error.located else "pykex: error: "
+        print(f"{prefix}{error}", file=sys.stderr)
         return 1

@@ -72,7 +72,13 @@ _PRINTK_SPEC = re.compile(r"%(%|[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z)?([a-zA-Z]))
 
 class RunError(Exception):
     """A mistake the user can fix (a bad path, a missing option, no privileges):
-    ``pykex run`` prints it as one line and exits with status 1."""
+    ``pykex run`` prints it as one line and exits with status 1.
+
+    ``located`` errors already read ``file:line:col: error: ...``."""
+
+    def __init__(self, message: str, *, located: bool = False) -> None:
+        super().__init__(message)
+        self.located = located
 
 
 # -- the tool module -----------------------------------------------------------------------
@@ -355,7 +361,7 @@ class Runner:
             try:
                 compilation.compiled  # noqa: B018 -- compile errors surface here
             except CompileError as failure:
-                raise RunError(_compile_error_line(failure)) from None
+                raise RunError(_compile_error_line(failure), located=True) from None
             self.ext = _user_errors(lambda: Extension(compilation), self.tool.path)
         self._set_globals()
         return self.ext
@@ -753,7 +759,7 @@ def _compile_error_line(failure: CompileError) -> str:
     first = diagnostics[0]
     more = len(diagnostics) - 1
     tail = f" (and {more} more; pykex check shows them all)" if more else ""
-    hint = f"; hint: {first.hint}" if first.hint else ""
+    hint = f" (hint: {first.hint})" if first.hint else ""
     return f"{first.headline}{hint}{tail}"
 
 
