@@ -10,8 +10,8 @@ from pykex.bpf.codegen import generate
 from pykex.bpf.codegen.regalloc import CALLEE_SAVED, FrameSlot, allocate, intervals
 from pykex.bpf.codegen.runtime import frame_map_name
 from pykex.bpf.codegen.select import FunctionSelector, _Label, _resolve_labels
-from pykex.bpf.insn import R0, R1, R2, R3, R4, R5, R8, R9
-from pykex.ir.nodes import U64, BinOp, Call, Load, PacketPtr, Return
+from pykex.bpf.insn import R0, R1, R2, R3, R4, R5, R6, R8, R9
+from pykex.ir.nodes import U64, BinOp, Call, Load, PacketLen, PacketPtr, Raise, Return
 
 from .harness import FunctionBuilder, module
 
@@ -90,3 +90,23 @@ def test_generate_adds_runtime_maps_and_sites() -> None:
     assert generate(module((g, "xdp", 0))).map("wide.frame").value_size == 16 + 40
     assert compiled.sites == []
     assert compiled.programs[0].instructions[-1].is_exit
+
+
+def test_code_that_needs_no_frame_does_not_look_it_up() -> None:
+    f = FunctionBuilder("tiny")
+    f(Return(2))
+    (program,) = generate(module((f, "xdp", 0))).programs
+    assert [(i.opcode, i.dst, i.imm) for i in program.instructions] == [
+        (i.opcode, i.dst, i.imm) for i in (dsl.mov64(R0, 2), dsl.exit())
+    ]
+    g = FunctionBuilder("counts", frame_size=8)
+    x = g.temp("x")
+    g(PacketLen(x), Return(x))
+    (program,) = generate(module((g, "xdp", 0))).programs
+    assert not any(i.is_call for i in program.instructions)  # r6 = ctx, no frame
+    assert program.instructions[0].dst == R6
+    h = FunctionBuilder("raises")
+    h(Raise("ValueError", "no"))
+    (program,) = generate(module((h, "xdp", 0))).programs
+    first_call = next(i for i in program.instructions if i.is_call)
+    assert first_call.imm == dsl.call_helper("bpf_map_lookup_elem").imm  # the frame, first

@@ -109,3 +109,57 @@ def test_casts_of_values_already_in_range_become_copies() -> None:
     assert "%w4 = %b2" in body
     assert "%k5 = cast.u32 %s3" in body
     assert "%n6 = cast.u8 %w4" not in body and "%n6 = %w4" in body
+
+
+def test_loads_of_a_copied_header_read_the_packet() -> None:
+    from pykex.ir.nodes import MemCopy, PacketPtr
+    from pykex.ir.passes import read_packet_copies_in_place
+
+    b = Builder()
+    fp, pkt, ref = b.t("fp", True), b.t("pkt", True), b.t("ref", True)
+    x, y, z = b.t("x"), b.t("y"), b.t("z")
+    b.block(
+        "entry",
+        FrameAddr(fp, 0),
+        PacketPtr(pkt, 0, 14, "short"),
+        MemCopy(fp, 2, pkt, 0, 14),
+        Load(x, fp, 14, U16, big_endian=True),  # bytes 12-13 of the header
+        Store(fp, 4, 0, U8),  # overwrites part of the copy: its bytes are the frame's now
+        Load(y, fp, 4, U8),
+        Call(ref, "bpf_xdp_adjust_head", [0, 0]),  # the packet may move
+        Load(z, fp, 10, U32),
+        Return(x),
+    )
+    b.block("short", Return(0))
+    assert read_packet_copies_in_place(b.function)
+    shown = str(b.function)
+    assert "%x4 = load.u16.be [%pkt2 + 12]" in shown
+    assert "%y5 = load.u8 [%fp1 + 4]" in shown
+    assert "%z6 = load.u32 [%fp1 + 10]" in shown
+
+
+def test_a_big_endian_value_only_stored_big_endian_moves_unswapped() -> None:
+    from pykex.ir.passes import cancel_byte_swaps
+
+    b = Builder()
+    fp, x, y = b.t("fp", True), b.t("x"), b.t("y")
+    b.block(
+        "entry",
+        FrameAddr(fp, 0),
+        Load(x, fp, 0, U32, big_endian=True),
+        Store(fp, 4, x, U32, big_endian=True),
+        Load(y, fp, 8, U16, big_endian=True),  # also compared: keeps its swap
+        Store(fp, 10, y, U16, big_endian=True),
+        Return(y),
+    )
+    assert cancel_byte_swaps(b.function)
+    assert str(b.function) == text("""
+        function f (frame 16 bytes)
+        entry:
+            %fp1 = frame + 0
+            %x2 = load.u32 [%fp1 + 0]
+            store.u32 [%fp1 + 4], %x2
+            %y3 = load.u16.be [%fp1 + 8]
+            store.u16.be [%fp1 + 10], %y3
+            return %y3
+    """)

@@ -223,8 +223,6 @@ def test_o0_changes_nothing_and_o1_reaches_a_fixpoint() -> None:
     assert str(b.function) == text("""
         function f (frame 16 bytes)
         entry:
-            jump a
-        a:
             return 16
     """)
     with pytest.raises(ValueError, match="unknown optimisation level"):

@@ -21,6 +21,11 @@ it, so scalars there cost nothing to verify.
 Temps defined exactly once by an address instruction (frame, context, map,
 global) take no location at all: instruction selection rematerialises them
 from r6/r7 or a 64-bit immediate where they are used.
+
+A temp written only by copies of one other temp takes that temp's register
+when nothing else holds it and the source is written once, outside the
+copy's lifetime: wherever both live they hold one value, and the copy
+costs no instruction.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 
 from pykex.bpf.insn import R1, R2, R3, R4, R8, R9, Register
 from pykex.ir.nodes import (
+    Assign,
     Block,
     Branch,
     Call,
@@ -220,6 +226,58 @@ def intervals(function: Function, ignore: set[Temp]) -> list[Interval]:
     return sorted(found.values(), key=lambda i: (i.start, i.temp.id))
 
 
+def _copy_sources(function: Function) -> dict[Temp, Temp]:
+    """Temps written only by copies of one other temp: that temp."""
+    sources: dict[Temp, set[Temp | int]] = {}
+    for block in function.blocks:
+        for instr in block.instrs:
+            for temp in instr.defs():
+                src = instr.src if isinstance(instr, Assign) else -1
+                sources.setdefault(temp, set()).add(src)
+    return {
+        temp: next(iter(found)) for temp, found in sources.items()
+        if len(found) == 1 and isinstance(next(iter(found)), Temp)
+    }  # fmt: skip
+
+
+def _definition_positions(function: Function) -> dict[Temp, list[int]]:
+    """Where each temp is written, numbered as :func:`intervals` numbers instructions."""
+    found: dict[Temp, list[int]] = {}
+    position = 0
+    for block in function.blocks:
+        for instr in block.instrs:
+            for temp in instr.defs():
+                found.setdefault(temp, []).append(position)
+            position += 1
+    return found
+
+
+def _shared_with_source(
+    current: Interval,
+    copied_from: dict[Temp, Temp],
+    allocation: Allocation,
+    holders: dict[Register, list[Interval]],
+    defined_at: dict[Temp, list[int]],
+    candidates: tuple[Register, ...],
+) -> Register | None:
+    """The register of the temp ``current`` copies, when the two may share it:
+    current is only ever written by copies of it, and it is written once,
+    outside current's lifetime, so wherever both live they hold one value."""
+    source = copied_from.get(current.temp)
+    if source is None:
+        return None
+    register = allocation.locations.get(source)
+    if not isinstance(register, Register) or register not in candidates:
+        return None
+    conflicting = [i for i in holders[register] if i.overlaps(current)]
+    if any(i.temp is not source for i in conflicting):
+        return None
+    writes = defined_at.get(source, [])
+    if len(writes) != 1 or any(lo <= writes[0] <= hi for lo, hi in current.ranges):
+        return None
+    return register
+
+
 def allocate(function: Function) -> Allocation:
     remat = rematerialisable(function)
     allocation = Allocation(remat=remat)
@@ -242,16 +300,22 @@ def allocate(function: Function) -> Allocation:
         pool[slot] = interval.end
         return slot
 
+    copied_from = _copy_sources(function)
+    defined_at = _definition_positions(function)
     holders: dict[Register, list[Interval]] = {r: [] for r in (*CALLER_SAVED, *CALLEE_SAVED)}
     for current in intervals(function, set(remat)):
         for held in holders.values():
             held[:] = [i for i in held if i.end > current.start]
         candidates = CALLEE_SAVED if current.crosses_call else (*CALLER_SAVED, *CALLEE_SAVED)
-        # The first free register; else the one whose single conflicting
-        # holder lives longest, if longer than current: that holder spills.
-        chosen: Register | None = None
+        # The register of the temp it copies, if free but for that temp while
+        # both hold the same value; else the first free register; else the
+        # one whose single conflicting holder lives longest, if longer than
+        # current: that holder spills.
+        chosen: Register | None = _shared_with_source(
+            current, copied_from, allocation, holders, defined_at, candidates
+        )
         victim: Interval | None = None
-        for register in candidates:
+        for register in () if chosen else candidates:
             conflicting = [i for i in holders[register] if i.overlaps(current)]
             if not conflicting:
                 chosen, victim = register, None

@@ -287,7 +287,6 @@ class FunctionSelector:
     # -- the function ---------------------------------------------------------
 
     def select(self) -> SelectedFunction:
-        self.prologue()
         blocks = self.function.blocks
         for index, block in enumerate(blocks):
             self.label(block.label)
@@ -298,15 +297,21 @@ class FunctionSelector:
             self.source = None
         if self.raises:
             self.landing_pad()
-        instructions = _resolve_labels(self.out)
+        body, self.out = self.out, []
+        self.prologue(uses=_registers_used(body))
+        instructions = _resolve_labels(self.out + body)
         return SelectedFunction(
             instructions, self.allocation.stack_size, self.allocation.spill_size
         )
 
-    def prologue(self) -> None:
-        # r6 = ctx; r7 = this CPU's frame, never NULL but the verifier wants the check.
+    def prologue(self, uses: set[int]) -> None:
+        """r6 = ctx; r7 = this CPU's frame, never NULL but the verifier wants
+        the check. Code that reads neither register goes without."""
+        if R6 in uses or R7 in uses:
+            self.emit(dsl.mov64(R6, R1))
+        if R7 not in uses:
+            return
         self.emit(
-            dsl.mov64(R6, R1),
             dsl.st(4, FP, -8, 0),
             dsl.ld_map_fd(R1, self.frame_map),
             dsl.mov64(R2, FP),
@@ -744,6 +749,16 @@ class FunctionSelector:
         )
         self.label(done)
         self.emit(dsl.mov64(R0, self.program.on_error), dsl.exit())
+
+
+def _registers_used(stream: list[Instruction | _Label]) -> set[int]:
+    """The registers the instructions name (pseudo sources of calls and
+    64-bit loads are small numbers that never reach r6 or r7)."""
+    used: set[int] = set()
+    for item in stream:
+        if isinstance(item, Instruction):
+            used |= {item.dst, item.src}
+    return used
 
 
 def _chunks(size: int) -> list[int]:

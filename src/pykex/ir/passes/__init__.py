@@ -12,9 +12,11 @@ Public API:
   temp is defined, every label exists and each block ends with exactly one
   terminator.
 * the passes themselves, each ``pass(function) -> bool`` (changed anything):
-  ``fold_constants``, ``forward_frame_stores``, ``eliminate_redundant_casts``,
-  ``propagate_copies``, ``fold_branches``, ``fold_packet_checks``,
-  ``drop_unreachable_blocks``, ``eliminate_dead_code``, ``eliminate_bounds_checks``.
+  ``fold_constants``, ``forward_frame_stores``, ``read_packet_copies_in_place``,
+  ``cancel_byte_swaps``, ``eliminate_redundant_casts``, ``propagate_copies``,
+  ``fuse_compare_branches``, ``fold_branches``,
+  ``merge_blocks``, ``fold_packet_checks``, ``drop_unreachable_blocks``, ``eliminate_dead_code``,
+  ``eliminate_dead_frame_stores``, ``eliminate_bounds_checks``.
 """
 
 from __future__ import annotations
@@ -23,13 +25,22 @@ from collections.abc import Callable
 
 from ..nodes import Function, ModuleIR, ProgramIR
 from .bounds import eliminate_bounds_checks
-from .memory import eliminate_redundant_casts, forward_frame_stores
+from .loops import carry_accumulators, unroll_loops
+from .memory import (
+    cancel_byte_swaps,
+    eliminate_dead_frame_stores,
+    eliminate_redundant_casts,
+    forward_frame_stores,
+    read_packet_copies_in_place,
+)
 from .simplify import (
     drop_unreachable_blocks,
     eliminate_dead_code,
     fold_branches,
     fold_constants,
     fold_packet_checks,
+    fuse_compare_branches,
+    merge_blocks,
     propagate_copies,
 )
 from .validate import ValidationError, validate
@@ -42,14 +53,26 @@ PIPELINES: dict[str, tuple[Pass, ...]] = {
         fold_constants,
         fold_packet_checks,
         forward_frame_stores,
+        read_packet_copies_in_place,
+        cancel_byte_swaps,
         eliminate_redundant_casts,
         propagate_copies,
+        fuse_compare_branches,
         fold_branches,
+        merge_blocks,
         eliminate_bounds_checks,
+        eliminate_dead_frame_stores,
         eliminate_dead_code,
     ),
 }
 MAX_ROUNDS = 8  # the pipeline repeats while it changes something
+
+# Passes that run once, after the pipeline has reached its fixed point, each
+# followed by the pipeline again (they would not stop if repeated).
+LATE: dict[str, tuple[Pass, ...]] = {"O0": (), "O1": (unroll_loops,)}
+# Passes that run once at the very end: after carry_accumulators, a pass
+# forwarding frame stores would copy an accumulator's register.
+FINAL: dict[str, tuple[Pass, ...]] = {"O0": (), "O1": (carry_accumulators,)}
 
 # What the backend needs at every level: the verifier refuses code it cannot
 # reach, such as what follows a packet check that always fails.
@@ -67,6 +90,12 @@ def optimize(target: Function | ProgramIR | ModuleIR, level: str = "O1") -> None
         functions = [target]
     for function in functions:
         run_pipeline(function, PIPELINES[level])
+        for late in LATE[level]:
+            if late(function):
+                run_pipeline(function, PIPELINES[level])
+        for final in FINAL[level]:
+            if final(function):
+                validate(function)
 
 
 def legalize(function: Function) -> None:
@@ -90,20 +119,29 @@ def run_pipeline(function: Function, passes: tuple[Pass, ...]) -> None:
 
 
 __all__ = [
+    "FINAL",
+    "LATE",
     "LEGALIZE",
     "PIPELINES",
     "ValidationError",
+    "cancel_byte_swaps",
+    "carry_accumulators",
     "drop_unreachable_blocks",
     "eliminate_bounds_checks",
     "eliminate_dead_code",
+    "eliminate_dead_frame_stores",
     "eliminate_redundant_casts",
     "fold_branches",
     "fold_constants",
     "fold_packet_checks",
     "forward_frame_stores",
+    "fuse_compare_branches",
     "legalize",
+    "merge_blocks",
     "optimize",
     "propagate_copies",
+    "read_packet_copies_in_place",
     "run_pipeline",
+    "unroll_loops",
     "validate",
 ]

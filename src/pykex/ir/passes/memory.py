@@ -1,4 +1,5 @@
-"""Frame store-to-load forwarding and redundant conversions.
+"""Frame store-to-load forwarding, dead frame stores, packet copies read in
+place, cancelling byte swaps and redundant conversions.
 
 The front end keeps every local in the frame (docs/compiler.md), so each
 statement stores its result and the next one loads it again. Within a
@@ -22,6 +23,8 @@ from ..nodes import (
     Assign,
     AtomicAdd,
     BinOp,
+    Block,
+    Branch,
     Call,
     Cast,
     Compare,
@@ -30,10 +33,14 @@ from ..nodes import (
     Function,
     GlobalAddr,
     Instr,
+    Jump,
     Load,
+    LoopBack,
     MemCopy,
     MemZero,
     PacketPtr,
+    Raise,
+    Return,
     Scalar,
     Store,
     Temp,
@@ -122,6 +129,99 @@ def forward_frame_stores(function: Function) -> bool:
     return changed
 
 
+def cancel_byte_swaps(function: Function) -> bool:
+    """A big-endian load whose value only a big-endian store of the same
+    width reads moves the bytes as they are: both lose their swap."""
+    defs = definitions(function)
+    readers: dict[Temp, list[Instr]] = {}
+    for block in function.blocks:
+        for instr in block.instrs:
+            for value in instr.uses():
+                if isinstance(value, Temp):
+                    readers.setdefault(value, []).append(instr)
+    changed = False
+    for temp, found in readers.items():
+        source = defs.get(temp, [])
+        if len(found) != 1 or len(source) != 1:
+            continue
+        load, store = source[0], found[0]
+        if (
+            isinstance(load, Load) and load.big_endian and isinstance(store, Store)
+            and store.big_endian and store.src is temp and store.base is not temp
+            and store.ty.size == load.ty.size
+        ):
+            load.big_endian = store.big_endian = False
+            changed = True
+    return changed
+
+
+@dataclass(frozen=True)
+class _Mirror:
+    """Frame bytes ``start .. start + size`` hold a copy of the packet at
+    ``pointer + offset``."""
+
+    start: int
+    size: int
+    pointer: Temp
+    offset: int
+
+
+def read_packet_copies_in_place(function: Function) -> bool:
+    """A load from frame bytes copied from the packet (``read(off, Header)``
+    copies the whole header) reads the packet instead, while nothing may
+    have written the packet or those frame bytes and no helper has run
+    (helpers may move the packet). The copy then often has no reader left
+    and :func:`eliminate_dead_frame_stores` drops it. The packet pointer is
+    one a check defined: the load lies inside the range the copy read, which
+    the verifier knows to be inside the packet."""
+    frame = _frame_offsets(function)
+    checked = {
+        temp for temp, found in definitions(function).items()
+        if len(found) == 1 and isinstance(found[0], PacketPtr)
+    }  # fmt: skip
+    only_predecessor = _only_predecessors(function)
+    at_end: dict[str, list[_Mirror]] = {}
+    changed = False
+    for block in function.blocks:
+        mirrors = list(at_end.get(only_predecessor.get(block.label) or "", []))
+        for index, instr in enumerate(block.instrs):
+            if isinstance(instr, Load) and instr.base in frame:
+                start = frame[instr.base] + instr.offset
+                found = next(
+                    (m for m in mirrors
+                     if m.start <= start and start + instr.ty.size <= m.start + m.size),
+                    None,
+                )  # fmt: skip
+                if found is not None:
+                    block.instrs[index] = Load(
+                        instr.dst, found.pointer, found.offset + start - found.start,
+                        instr.ty, instr.big_endian, loc=instr.loc,
+                    )
+                    changed = True
+            elif isinstance(instr, Call):
+                mirrors = []
+            elif isinstance(instr, Store | AtomicAdd | MemCopy | MemZero):
+                base = instr.dst if isinstance(instr, MemCopy) else instr.base
+                if base not in frame:
+                    mirrors = []  # it may write the packet
+                else:
+                    size = instr.ty.size if isinstance(instr, Store | AtomicAdd) else instr.size
+                    offset = instr.dst_offset if isinstance(instr, MemCopy) else instr.offset
+                    start = frame[base] + offset
+                    mirrors = [
+                        m for m in mirrors
+                        if not (m.start < start + size and start < m.start + m.size)
+                    ]  # fmt: skip
+            written = set(instr.defs())
+            mirrors = [m for m in mirrors if m.pointer not in written]
+            if isinstance(instr, MemCopy) and instr.dst in frame and instr.src in checked:
+                mirrors.append(_Mirror(
+                    frame[instr.dst] + instr.dst_offset, instr.size, instr.src, instr.src_offset
+                ))
+        at_end[block.label] = mirrors
+    return changed
+
+
 def _only_predecessors(function: Function) -> dict[str, str]:
     """Blocks reached only by the terminator of one other block: label -> that block."""
     sources: dict[str, list[str]] = {}
@@ -191,3 +291,112 @@ def eliminate_redundant_casts(function: Function) -> bool:
                 block.instrs[index] = Assign(instr.dst, instr.a, loc=instr.loc)
                 changed = True
     return changed
+
+
+def eliminate_dead_frame_stores(function: Function) -> bool:
+    """Drop writes to frame bytes that no path reads before they are written
+    again or the program ends (the frame holds nothing from one run to the
+    next: the front end writes every local before reading it).
+
+    A backward analysis of the live bytes of the frame (bit ``i`` of an int
+    is byte ``i``). Loads and copies read what they name; any other use of a
+    frame pointer (a helper argument, a copy of the pointer...) reads every
+    byte from where it points on, and a load through a pointer of unknown
+    origin reads the whole frame. Only plain stores, copies and zero-fills
+    into the frame kill."""
+    liveness = _FrameLiveness(function)
+    live_in: dict[str, int] = {b.label: 0 for b in function.blocks}
+
+    def live_out(block: Block) -> int:
+        live = 0
+        for label in _terminator_targets(block.terminator):
+            live |= live_in[label]
+        return live
+
+    changed = True
+    while changed:
+        changed = False
+        for block in reversed(function.blocks):
+            live = live_out(block)
+            for instr in reversed(block.instrs):
+                live = liveness.before(instr, live, live_in)[0]
+            if live != live_in[block.label]:
+                live_in[block.label] = live
+                changed = True
+    removed = False
+    for block in function.blocks:
+        live = live_out(block)
+        kept: list[Instr] = []
+        for instr in reversed(block.instrs):
+            live, dead = liveness.before(instr, live, live_in)
+            if not dead:
+                kept.append(instr)
+        if len(kept) != len(block.instrs):
+            block.instrs = kept[::-1]
+            removed = True
+    return removed
+
+
+class _FrameLiveness:
+    def __init__(self, function: Function) -> None:
+        self.frame = _frame_offsets(function)
+        self.elsewhere = _outside_frame(function)
+        self.size = max(function.frame_size, *(o + 8 for o in self.frame.values()), 8)
+        self.everything = (1 << self.size) - 1
+
+    def before(self, instr: Instr, live: int, live_in: dict[str, int]) -> tuple[int, bool]:
+        """The bytes live before ``instr`` given those live after it, and
+        whether ``instr`` only writes bytes nobody reads."""
+        dead = False
+        written = self.written(instr)
+        if written:
+            dead = not live & written
+            live &= ~written
+        if isinstance(instr, Return | Raise):
+            live = 0  # the frame is dead once the program ends
+        if isinstance(instr, PacketPtr):
+            live |= live_in[instr.fail]
+        return live | self.read(instr), dead
+
+    def bits(self, start: int, size: int) -> int:
+        return ((1 << max(size, 0)) - 1) << start
+
+    def written(self, instr: Instr) -> int:
+        if isinstance(instr, Store | MemZero) and instr.base in self.frame:
+            size = instr.ty.size if isinstance(instr, Store) else instr.size
+            return self.bits(self.frame[instr.base] + instr.offset, size)
+        if isinstance(instr, MemCopy) and instr.dst in self.frame:
+            return self.bits(self.frame[instr.dst] + instr.dst_offset, instr.size)
+        return 0
+
+    def read(self, instr: Instr) -> int:
+        frame = self.frame
+        if isinstance(instr, Load):
+            if instr.base in frame:
+                return self.bits(frame[instr.base] + instr.offset, instr.ty.size)
+            return 0 if instr.base in self.elsewhere else self.everything
+        read = 0
+        addresses: set[int] = set()  # operand positions that are addresses, not values
+        if isinstance(instr, MemCopy):
+            if instr.src in frame:
+                read = self.bits(frame[instr.src] + instr.src_offset, instr.size)
+            elif instr.src not in self.elsewhere:
+                return self.everything
+            addresses = {0, 1}
+        elif isinstance(instr, Store | MemZero):
+            addresses = {0}
+        for position, value in enumerate(instr.uses()):
+            if position not in addresses and isinstance(value, Temp) and value in frame:
+                start = frame[value]
+                read |= self.bits(start, self.size - start)  # the pointer escapes
+        return read
+
+
+def _terminator_targets(instr: Instr) -> list[str]:
+    if isinstance(instr, Jump):
+        return [instr.target]
+    if isinstance(instr, Branch):
+        return [instr.then, instr.orelse]
+    if isinstance(instr, LoopBack):
+        return [instr.target, instr.exhausted]
+    return []

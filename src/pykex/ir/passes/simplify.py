@@ -14,6 +14,7 @@ from ..nodes import (
     Assign,
     AtomicAdd,
     BinOp,
+    Block,
     Branch,
     Call,
     Cast,
@@ -151,6 +152,67 @@ def fold_branches(function: Function) -> bool:
     return changed
 
 
+_INVERSE = {"eq": "ne", "ne": "eq", "lt": "ge", "le": "gt", "gt": "le", "ge": "lt"}
+
+
+def fuse_compare_branches(function: Function) -> bool:
+    """A branch on whether a comparison's 0/1 result is zero branches on the
+    comparison itself (``c = cmp.lt a, b; branch.ne c, 0`` becomes ``branch.lt
+    a, b``), and a branch on whether ``x ^ k`` is zero (64 bits) on whether
+    ``x`` is ``k``. The defining instruction must be in the same block, its
+    result read nowhere else, and its operands not written in between."""
+    defs = definitions(function)
+    uses = _use_counts(function)
+    changed = False
+    for block in function.blocks:
+        term = block.terminator
+        if not isinstance(term, Branch) or term.op not in ("eq", "ne"):
+            continue
+        tested = term.a if term.b == 0 else term.b if term.a == 0 else None
+        if not isinstance(tested, Temp) or uses.get(tested) != 1 or len(defs.get(tested, [])) != 1:
+            continue
+        source = defs[tested][0]
+        if not _unchanged_until_end(block, source):
+            continue
+        if isinstance(source, Compare):
+            op = source.op if term.op == "ne" else _INVERSE[source.op]
+            block.instrs[-1] = Branch(
+                op, source.a, source.b, source.signed, term.then, term.orelse, loc=term.loc
+            )
+        elif (
+            isinstance(source, BinOp) and source.op == "xor" and source.ty.bits == 64
+            and isinstance(source.b, int)
+        ):
+            block.instrs[-1] = Branch(
+                term.op, source.a, source.b, False, term.then, term.orelse, loc=term.loc
+            )
+        else:
+            continue
+        changed = True
+    return changed
+
+
+def _use_counts(function: Function) -> dict[Temp, int]:
+    counts: dict[Temp, int] = {}
+    for block in function.blocks:
+        for instr in block.instrs:
+            for value in instr.uses():
+                if isinstance(value, Temp):
+                    counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def _unchanged_until_end(block: Block, source: Instr) -> bool:
+    """Whether ``source`` is in ``block`` and nothing after it writes its operands."""
+    position = next((i for i, instr in enumerate(block.instrs) if instr is source), None)
+    if position is None:
+        return False
+    operands = {v for v in source.uses() if isinstance(v, Temp)}
+    return not any(
+        operands & set(instr.defs()) for instr in block.instrs[position + 1 :]
+    )
+
+
 MAX_PACKET_OFFSET = 0xFFFF  # the verifier's bound on packet offsets; the backend's too
 
 
@@ -194,6 +256,33 @@ def eliminate_dead_code(function: Function) -> bool:
         if not removed:
             return changed
         changed = True
+
+
+def merge_blocks(function: Function) -> bool:
+    """A block that only jumps to a block nothing else enters takes that
+    block's instructions in place of the jump (so the passes that work
+    within a block see both)."""
+    entries: dict[str, int] = {}
+    for block in function.blocks:
+        for label in block.successors():
+            entries[label] = entries.get(label, 0) + 1
+    by_label = {b.label: b for b in function.blocks}
+    entry = function.blocks[0].label
+    merged: set[str] = set()
+    for block in function.blocks:
+        if block.label in merged:
+            continue
+        while True:
+            term = block.terminator
+            if not isinstance(term, Jump) or term.target in (block.label, entry):
+                break
+            if entries.get(term.target) != 1:
+                break
+            absorbed = by_label[term.target]
+            block.instrs = block.instrs[:-1] + absorbed.instrs
+            merged.add(absorbed.label)
+    function.blocks = [b for b in function.blocks if b.label not in merged]
+    return bool(merged)
 
 
 def drop_unreachable_blocks(function: Function) -> bool:
