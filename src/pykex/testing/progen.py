@@ -371,7 +371,14 @@ class Generator:
         else:
             bound = self.nonconstant(self.c.choice(("u8", "u16", "u32", "u64")), 0)
             header, ty = f"range({bound.text} & {MAX_LOOP_COUNT - 4})", bound.type
-        self.loop(f"for {name} in {header}:", name, ty, depth)
+            return self.loop(f"for {name} in {header}:", name, ty, depth)
+        # A counter over constant bounds takes the type each use needs, as a
+        # literal does (docs/language.md); the generator tracks types, so it
+        # works on an i64 copy of it.
+        counter = self.fresh("r")
+        with self.block(f"for {counter} in {header}:"):
+            self.line(f"{name}: {ty} = {counter}")
+            self.loop_body(name, ty, depth)
 
     def while_loop(self, depth: int) -> None:
         if self.scope.loops >= 2:
