@@ -251,11 +251,6 @@ def between(ctx: XdpContext) -> int:
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason=(
-    "backend: an index compared with its bound and then added to a map value pointer is "
-    "spilled to the frame map and reloaded without its bound (verifier: 'math between "
-    "map_value pointer and register with unbounded min value') when it is also live in the "
-    "block that raises IndexError, under register pressure"))
 def test_an_index_shown_by_its_exception_keeps_its_bound() -> None:
     """The slice loops' bounds checks leave the index out of their exception; here it is
     put back (as ``array[i]`` shows it), which the verifier must still accept."""

@@ -18,6 +18,14 @@ in range: a stale scalar spilled in the body (a checked packet offset, a
 shift amount) would keep the loop from converging. Map values are opaque to
 it, so scalars there cost nothing to verify.
 
+A scalar added to a pointer (an array index, a field offset) is the
+exception: the verifier learns its bound at the comparison before the
+addition, and a value reloaded from a map value has no bound, so the
+addition would be refused. Such offsets never give up their register to
+another temp; one that finds no register takes a register from a temp that
+is not an offset, and only when every register holds an offset does it
+spill, onto the stack, where a reload shares the compared value's bound.
+
 Temps defined exactly once by an address instruction (frame, context, map,
 global) take no location at all: instruction selection rematerialises them
 from r6/r7 or a 64-bit immediate where they are used.
@@ -35,9 +43,11 @@ from dataclasses import dataclass, field
 from pykex.bpf.insn import R1, R2, R3, R4, R8, R9, Register
 from pykex.ir.nodes import (
     Assign,
+    BinOp,
     Block,
     Branch,
     Call,
+    Cast,
     ContextPtr,
     FrameAddr,
     Function,
@@ -48,6 +58,7 @@ from pykex.ir.nodes import (
     MapRef,
     PacketPtr,
     Temp,
+    UnOp,
 )
 
 CALLER_SAVED = (R1, R2, R3, R4)
@@ -278,8 +289,31 @@ def _shared_with_source(
     return register
 
 
+def pointer_offsets(function: Function) -> set[Temp]:
+    """Scalar temps added to (or subtracted from) a pointer, and the scalars
+    they are computed from (an index scaled by the element size): the bound
+    the verifier needs may have been learnt on any of them."""
+    found: set[Temp] = set()
+    sources: dict[Temp, list[Temp]] = {}
+    for block in function.blocks:
+        for instr in block.instrs:
+            operands = [v for v in instr.uses() if isinstance(v, Temp) and not v.pointer]
+            if isinstance(instr, BinOp) and instr.dst.pointer:
+                found.update(operands)
+            elif isinstance(instr, Assign | BinOp | Cast | UnOp) and not instr.dst.pointer:
+                sources.setdefault(instr.dst, []).extend(operands)
+    pending = list(found)
+    while pending:
+        for source in sources.get(pending.pop(), ()):
+            if source not in found:
+                found.add(source)
+                pending.append(source)
+    return found
+
+
 def allocate(function: Function) -> Allocation:
     remat = rematerialisable(function)
+    offsets = pointer_offsets(function)
     allocation = Allocation(remat=remat)
     # Where each slot's last occupant ends, pointer (stack) and scalar (frame) slots apart.
     stack_slots: dict[StackSlot, int] = {}
@@ -288,15 +322,14 @@ def allocate(function: Function) -> Allocation:
     def take_slot(interval: Interval) -> StackSlot | FrameSlot:
         # A victim spilled late started long ago: its slot must be free over
         # its whole interval, not only from the current position on.
-        pool: dict = stack_slots if interval.temp.pointer else frame_slots
+        on_stack = interval.temp.pointer or interval.temp in offsets
+        pool: dict = stack_slots if on_stack else frame_slots
         for slot, free_after in pool.items():
             if free_after < interval.start:
                 pool[slot] = interval.end
                 return slot
         count = len(pool)
-        slot = StackSlot((count + 1) * SLOT_SIZE) if interval.temp.pointer else FrameSlot(
-            count * SLOT_SIZE
-        )
+        slot = StackSlot((count + 1) * SLOT_SIZE) if on_stack else FrameSlot(count * SLOT_SIZE)
         pool[slot] = interval.end
         return slot
 
@@ -320,9 +353,12 @@ def allocate(function: Function) -> Allocation:
             if not conflicting:
                 chosen, victim = register, None
                 break
-            if len(conflicting) == 1 and conflicting[0].end > current.end and (
-                victim is None or conflicting[0].end > victim.end
-            ):
+            if len(conflicting) != 1 or conflicting[0].temp in offsets:
+                continue
+            # An offset takes a register from any other temp; others only from a
+            # temp that lives longer.
+            outlives = conflicting[0].end > current.end or current.temp in offsets
+            if outlives and (victim is None or conflicting[0].end > victim.end):
                 chosen, victim = register, conflicting[0]
         if chosen is None:
             allocation.locations[current.temp] = take_slot(current)
