@@ -58,7 +58,7 @@ from pykex.kernel.ringbuf import RingBuffer
 from pykex.kernel.tracepipe import TraceLine, TracePipe
 from pykex.lang.diagnostics import CompileError, Reporter, SourceError
 from pykex.lang.module import USERSPACE_HOOKS, GlobalVar, Module, UserSpace, analyse
-from pykex.layout import LayoutType, Struct
+from pykex.layout import Struct
 
 from .errors import ExceptionReport
 from .extension import Extension, LoadedProgram
@@ -129,7 +129,6 @@ class Tool:
     source: str
     hooks: set[str]
     globals: dict[str, GlobalVar] = field(default_factory=dict)
-    records: dict[str, LayoutType] = field(default_factory=dict)
     histograms: dict[str, HistogramSpec] = field(default_factory=dict)
     _module: ModuleType | None = None
 
@@ -166,9 +165,6 @@ class Tool:
         except SourceError:
             return
         self.globals = dict(module.globals)
-        structs = {name: struct.layout for name, struct in module.structs.items()}
-        rings = {name for name, info in module.maps.items() if info.decl.kind == "RINGBUF"}
-        self.records = _record_types(tree, rings, structs)
         lines = self.source.splitlines()
         for name, info in module.maps.items():
             loc = info.decl.loc
@@ -200,44 +196,6 @@ class Tool:
 
     def hook(self, name: str) -> Callable[..., Any] | None:
         return getattr(self.userspace(), name) if name in self.hooks else None
-
-
-def _record_types(tree: ast.Module, rings: set[str], structs: dict[str, LayoutType]
-                  ) -> dict[str, LayoutType]:
-    """The Struct each ring buffer carries, from ``ring.output(value)`` calls where
-    ``value`` is built by a Struct's constructor or bound to a name that is."""
-    found: dict[str, LayoutType] = {}
-    for function in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
-        local: dict[str, str] = {}
-        for node in ast.walk(function):
-            if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target, value = node.targets[0], node.value
-                if isinstance(target, ast.Name) and (made := _constructed(value, structs)):
-                    local[target.id] = made
-            elif (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                  and isinstance(node.annotation, ast.Name) and node.annotation.id in structs):
-                local[node.target.id] = node.annotation.id
-        for node in ast.walk(function):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id in rings):
-                continue
-            ring, args = node.func.value.id, node.args
-            if node.func.attr == "output" and len(args) == 1:
-                struct = _constructed(args[0], structs) or (
-                    local.get(args[0].id) if isinstance(args[0], ast.Name) else None)
-            elif node.func.attr == "reserve" and len(args) == 1:
-                struct = args[0].id if isinstance(args[0], ast.Name) else None
-            else:
-                continue
-            if struct in structs:
-                found.setdefault(ring, structs[struct])
-    return found
-
-
-def _constructed(value: ast.expr, structs: dict[str, LayoutType]) -> str | None:
-    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
-        return value.func.id if value.func.id in structs else None
-    return None
 
 
 # -- command-line options --------------------------------------------------------------------
@@ -455,7 +413,8 @@ class Runner:
         self._deadline = time.monotonic() + duration if duration else None
         for name, view in self.ext.maps.items():
             if self.ext.compiled.map(name).kind == "RINGBUF":
-                self._rings[name] = RingBuffer(view, decode=self.tool.records.get(name))
+                record = self.ext.compiled.map(name).record_type  # the front end's finding
+                self._rings[name] = RingBuffer(view, decode=record)
         self._formats = _print_formats(self.ext)
         if self._formats:
             self._trace = TracePipe()
