@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pykex.runtime.runner import kernel_source, userspace_functions
+from pykex.lang import check
+from pykex.lang.module import UserSpace
 
 PYKEX = [sys.executable, "-m", "pykex.cli.main", "run"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,12 +90,14 @@ TOOL_WITH_USERSPACE = """
 
 
 def test_the_compiler_sees_the_module_without_its_userspace_part() -> None:
-    source = textwrap.dedent(TOOL_WITH_USERSPACE)
-    kernel = kernel_source(source)
-    assert len(kernel.splitlines()) == len(source.splitlines())  # tracebacks keep their lines
-    assert "import argparse" not in kernel and "def main" not in kernel
-    assert "def describe" not in kernel  # only main uses it
-    assert "def probe" in kernel and "target: u32 = 0" in kernel
+    import ast
+
+    userspace = UserSpace.of(ast.parse(textwrap.dedent(TOOL_WITH_USERSPACE)))
+    left = {getattr(node, "name", None) or ast.unparse(node) for node in userspace.statements}
+    assert {"import argparse", "main", "options"} <= left
+    assert "describe" in left  # only main uses it
+    assert "probe" not in left and "target: u32 = 0" not in left
+    assert check(textwrap.dedent(TOOL_WITH_USERSPACE), "tool.py") == []
 
 
 def test_a_function_a_program_uses_stays_kernel_code() -> None:
@@ -109,7 +112,7 @@ def test_a_function_a_program_uses_stays_kernel_code() -> None:
         def main(ext, args):
             shared(2)
     """))
-    assert userspace_functions(tree) == {"main"}
+    assert UserSpace.of(tree).functions == {"main"}
 
 
 # -- user errors: one line, status 1 -----------------------------------------------------------

@@ -57,7 +57,7 @@ from pykex.kernel.maps import sum_per_cpu
 from pykex.kernel.ringbuf import RingBuffer
 from pykex.kernel.tracepipe import TraceLine, TracePipe
 from pykex.lang.diagnostics import CompileError, Reporter, SourceError
-from pykex.lang.module import USERSPACE_HOOKS, GlobalVar, Module, UserSpace, analyse
+from pykex.lang.module import USERSPACE_HOOKS, GlobalVar, Module, analyse
 from pykex.layout import Struct
 
 from .errors import ExceptionReport
@@ -82,34 +82,6 @@ class RunError(Exception):
 
 
 # -- the tool module -----------------------------------------------------------------------
-
-
-def userspace_functions(tree: ast.Module) -> set[str]:
-    """The hooks and the top-level functions only they use (transitively): the
-    part of a tool that runs in CPython. A function a program uses stays kernel code."""
-    return UserSpace.of(tree).functions
-
-
-def kernel_source(source: str) -> str:
-    """``source`` with its user-space part (as the compiler sees it) blanked, line
-    numbers unchanged. The compiler reads whole tool modules; this is the kernel
-    part alone, for tools that look at it.
-
-    Source that does not parse is returned as it is, for the compiler to
-    report its syntax error.
-    """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return source
-    userspace = UserSpace.of(tree)
-    lines = source.splitlines(keepends=True)
-    for node in userspace.statements:
-        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
-        last = node.end_lineno or node.lineno
-        for index in range(first - 1, last):
-            lines[index] = "\n"
-    return "".join(lines)
 
 
 @dataclass(frozen=True)
